@@ -1,0 +1,335 @@
+"""Pure-Python event stream codec: the twin of ``_codec.pyx``, with the same behaviour and errors.
+
+Chosen with ``EVSTREAM_NO_EXTENSIONS=1`` or where the extension is not built. Frames are checked in
+botocore's order: prelude CRC, lengths against the limits, whole frame, message CRC, then headers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+import uuid
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import (
+    MAX_NAME_LENGTH,
+    MAX_VALUE_LENGTH,
+    DuplicateHeader,
+    EventStreamError,
+    InvalidFrameLength,
+    InvalidHeaderName,
+    InvalidHeadersLength,
+    InvalidHeaderValue,
+    InvalidPayloadLength,
+    MessageChecksumMismatch,
+    PreludeChecksumMismatch,
+    TruncatedStream,
+    UnknownHeaderType,
+)
+from .headers import Int8, Int16, Int64, Timestamp, _SizedInt
+
+__all__ = [
+    "CRC32_BACKEND",
+    "DEFAULT_MAX_HEADERS_LENGTH",
+    "DEFAULT_MAX_PAYLOAD_LENGTH",
+    "Decoder",
+    "Message",
+    "crc32",
+    "decode",
+    "encode",
+]
+
+CRC32_BACKEND = "zlib"
+DEFAULT_MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
+DEFAULT_MAX_HEADERS_LENGTH = 128 * 1024
+_PRELUDE_LENGTH = 12
+_MIN_FRAME_LENGTH = 16
+_MAX_FRAME_LENGTH = 0xFFFFFFFF
+
+_prelude = struct.Struct(">III")
+_u32 = struct.Struct(">I")
+_u16 = struct.Struct(">H")
+# Fixed-width header types: wire type -> (struct, value class).
+_FIXED = {
+    2: (struct.Struct(">b"), Int8),
+    3: (struct.Struct(">h"), Int16),
+    4: (struct.Struct(">i"), int),
+    5: (struct.Struct(">q"), Int64),
+    8: (struct.Struct(">q"), Timestamp),
+}
+
+
+def crc32(data: Any, value: int = 0) -> int:
+    """IEEE CRC-32 of any bytes-like object, continuing from ``value`` (same as ``zlib.crc32``)."""
+    return zlib.crc32(data, value)
+
+
+class Message:
+    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes)."""
+
+    __slots__ = ("headers", "payload")
+
+    def __init__(self, headers: dict[str, Any], payload: bytes) -> None:
+        self.headers = headers
+        self.payload = payload
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self.headers == other.headers and self.payload == other.payload
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Message(headers={self.headers!r}, payload={self.payload!r})"
+
+
+def _as_bytes_view(data: Any) -> memoryview:
+    view = memoryview(data)
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not C-contiguous")
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _check_limit(name: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _MAX_FRAME_LENGTH:
+        raise ValueError(f"{name} must be between 0 and {_MAX_FRAME_LENGTH}, got {value}")
+    return value
+
+
+class Decoder:
+    """Incremental decoder: feed chunks of any size, get every message they complete."""
+
+    __slots__ = ("max_payload_length", "max_headers_length", "_buffer", "_frame_length", "_error")
+
+    def __init__(
+        self,
+        max_payload_length: int = DEFAULT_MAX_PAYLOAD_LENGTH,
+        max_headers_length: int = DEFAULT_MAX_HEADERS_LENGTH,
+    ) -> None:
+        self.max_payload_length = _check_limit("max_payload_length", max_payload_length)
+        self.max_headers_length = _check_limit("max_headers_length", max_headers_length)
+        # Bytes of the one frame in progress; grows only as its bytes arrive.
+        self._buffer = bytearray()
+        # total_length of the frame in progress once its prelude is verified, else 0.
+        self._frame_length = 0
+        self._error: EventStreamError | None = None
+
+    def feed(self, data: Any) -> list[Message]:
+        """Every message completed by ``data``.
+
+        If ``data`` completes messages and then holds a bad frame, the messages are returned and
+        the error is raised by the next ``feed()`` or ``close()``; a failed decoder stays failed.
+        """
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        messages: list[Message] = []
+        try:
+            self._feed(_as_bytes_view(data), messages)
+        except EventStreamError as exc:
+            self._error = exc
+            if not messages:
+                raise
+        return messages
+
+    def close(self) -> None:
+        """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        if self._buffer:
+            self._error = TruncatedStream(len(self._buffer), self._frame_length or None)
+            raise self._error
+
+    def _feed(self, data: memoryview, messages: list[Message]) -> None:
+        size = len(data)
+        pos = 0
+        buffer = self._buffer
+        if buffer:
+            if not self._frame_length:
+                pos = min(_PRELUDE_LENGTH - len(buffer), size)
+                buffer += data[:pos]
+                if len(buffer) < _PRELUDE_LENGTH:
+                    return
+                self._frame_length = self._check_prelude(buffer, 0)
+            taken = min(self._frame_length - len(buffer), size - pos)
+            buffer += data[pos : pos + taken]
+            pos += taken
+            if len(buffer) < self._frame_length:
+                return
+            messages.append(self._parse_frame(memoryview(buffer), 0, self._frame_length))
+            self._buffer = buffer = bytearray()
+            self._frame_length = 0
+        # Whole frames straight from the chunk, no buffering.
+        while size - pos >= _PRELUDE_LENGTH:
+            total = self._check_prelude(data, pos)
+            if size - pos < total:
+                self._frame_length = total
+                break
+            messages.append(self._parse_frame(data, pos, total))
+            pos += total
+        if pos < size:
+            buffer += data[pos:]
+
+    def _check_prelude(self, data: Any, pos: int) -> int:
+        total, headers_length, expected = _prelude.unpack_from(data, pos)
+        calculated = zlib.crc32(data[pos : pos + 8])
+        if calculated != expected:
+            raise PreludeChecksumMismatch(expected, calculated)
+        if total < _MIN_FRAME_LENGTH or headers_length > total - _MIN_FRAME_LENGTH:
+            raise InvalidFrameLength(total, headers_length)
+        if headers_length > self.max_headers_length:
+            raise InvalidHeadersLength(headers_length, self.max_headers_length)
+        payload_length = total - headers_length - _MIN_FRAME_LENGTH
+        if payload_length > self.max_payload_length:
+            raise InvalidPayloadLength(payload_length, self.max_payload_length)
+        return total  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _parse_frame(data: memoryview, pos: int, total: int) -> Message:
+        crc_at = pos + total - 4
+        (expected,) = _u32.unpack_from(data, crc_at)
+        calculated = zlib.crc32(data[pos:crc_at])
+        if calculated != expected:
+            raise MessageChecksumMismatch(expected, calculated)
+        (headers_length,) = _u32.unpack_from(data, pos + 4)
+        headers_end = pos + _PRELUDE_LENGTH + headers_length
+        headers = _decode_headers(data, pos + _PRELUDE_LENGTH, headers_end)
+        return Message(headers, data[headers_end:crc_at].tobytes())
+
+
+def _decode_headers(data: memoryview, pos: int, end: int) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    while pos < end:
+        name_length = data[pos]
+        pos += 1
+        if name_length == 0:
+            raise InvalidHeaderName("empty name")
+        if pos + name_length > end:
+            raise InvalidHeaderName.truncated(name_length, end - pos)
+        try:
+            name = str(data[pos : pos + name_length], "utf-8")
+        except UnicodeDecodeError:
+            raise InvalidHeaderName("not valid UTF-8") from None
+        pos += name_length
+        if pos >= end:
+            raise InvalidHeaderValue.truncated(name, None, 1, 0)
+        type_byte = data[pos]
+        pos += 1
+        value: Any
+        if type_byte == 0:
+            value = True
+        elif type_byte == 1:
+            value = False
+        elif type_byte in _FIXED:
+            unpacker, kind = _FIXED[type_byte]
+            if pos + unpacker.size > end:
+                raise InvalidHeaderValue.truncated(name, type_byte, unpacker.size, end - pos)
+            (number,) = unpacker.unpack_from(data, pos)
+            value = number if kind is int else kind(number)
+            pos += unpacker.size
+        elif type_byte == 6 or type_byte == 7:
+            if pos + 2 > end:
+                raise InvalidHeaderValue.truncated(name, type_byte, 2, end - pos)
+            (length,) = _u16.unpack_from(data, pos)
+            pos += 2
+            if length > MAX_VALUE_LENGTH:
+                raise InvalidHeaderValue.too_long(name, type_byte, length)
+            if pos + length > end:
+                raise InvalidHeaderValue.truncated(name, type_byte, length, end - pos)
+            if type_byte == 6:
+                value = data[pos : pos + length].tobytes()
+            else:
+                try:
+                    value = str(data[pos : pos + length], "utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidHeaderValue("not valid UTF-8", name) from None
+            pos += length
+        elif type_byte == 9:
+            if pos + 16 > end:
+                raise InvalidHeaderValue.truncated(name, type_byte, 16, end - pos)
+            value = uuid.UUID(bytes=data[pos : pos + 16].tobytes())
+            pos += 16
+        else:
+            raise UnknownHeaderType(name, type_byte)
+        if name in headers:
+            raise DuplicateHeader(name)
+        headers[name] = value
+    return headers
+
+
+def decode(data: Any, **limits: int) -> list[Message]:
+    """Every message of a whole stream; an incomplete tail raises ``TruncatedStream``."""
+    decoder = Decoder(**limits)
+    messages = decoder.feed(data)
+    decoder.close()
+    return messages
+
+
+def _encode_value(name: str, value: Any) -> bytes:
+    """The type byte and value bytes of one header."""
+    if value is True:
+        return b"\x00"
+    if value is False:
+        return b"\x01"
+    if isinstance(value, _SizedInt):
+        unpacker = _FIXED[value.wire_type][0]
+        return bytes((value.wire_type,)) + unpacker.pack(value)
+    if isinstance(value, int):
+        if -0x8000_0000 <= value <= 0x7FFF_FFFF:
+            return b"\x04" + _FIXED[4][0].pack(value)
+        if -0x8000_0000_0000_0000 <= value <= 0x7FFF_FFFF_FFFF_FFFF:
+            return b"\x05" + _FIXED[5][0].pack(value)
+        raise InvalidHeaderValue(f"int {value} does not fit in 64 bits", name)
+    if isinstance(value, str):
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidHeaderValue("not valid UTF-8", name) from None
+        type_byte = 7
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raw = _as_bytes_view(value).tobytes()
+        type_byte = 6
+    elif isinstance(value, uuid.UUID):
+        return b"\x09" + value.bytes
+    elif isinstance(value, datetime.datetime):
+        return b"\x08" + _FIXED[8][0].pack(Timestamp.from_datetime(value))
+    else:
+        raise InvalidHeaderValue(f"unsupported type {type(value).__name__}", name)
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise InvalidHeaderValue.too_long(name, type_byte, len(raw))
+    return bytes((type_byte,)) + _u16.pack(len(raw)) + raw
+
+
+def _encode_headers(headers: Mapping[str, Any]) -> bytes:
+    parts = []
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise InvalidHeaderName(f"expected str, got {type(name).__name__}")
+        try:
+            raw_name = name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidHeaderName("not valid UTF-8") from None
+        if not 0 < len(raw_name) <= MAX_NAME_LENGTH:
+            raise InvalidHeaderName(f"{len(raw_name)} bytes, must be 1 to {MAX_NAME_LENGTH}")
+        parts.append(bytes((len(raw_name),)))
+        parts.append(raw_name)
+        parts.append(_encode_value(name, value))
+    return b"".join(parts)
+
+
+def encode(headers: Mapping[str, Any], payload: Any = b"") -> bytes:
+    """One frame with these headers (in iteration order) and this payload."""
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    block = _encode_headers(headers)
+    body = _as_bytes_view(payload)
+    total = _MIN_FRAME_LENGTH + len(block) + len(body)
+    if total > _MAX_FRAME_LENGTH:
+        raise InvalidPayloadLength(len(body), _MAX_FRAME_LENGTH - _MIN_FRAME_LENGTH - len(block))
+    head = _prelude.pack(total, len(block), zlib.crc32(_u32.pack(total) + _u32.pack(len(block))))
+    head += block
+    return b"".join((head, body, _u32.pack(zlib.crc32(body, zlib.crc32(head)))))
