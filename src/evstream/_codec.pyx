@@ -1,0 +1,694 @@
+# cython: language_level=3, embedsignature=True
+"""C event stream codec: the fast twin of ``_codec_py.py``, with the same behaviour and errors.
+
+Where a byte enters: ``Decoder.feed``. Whole frames inside one chunk are parsed in place
+(``_frame_message``); a frame that straddles chunks is assembled once (``_assemble``): prelude and
+headers into small buffers, the payload straight into the bytes object that becomes
+``Message.payload``, grown only as its bytes arrive. The message CRC runs as bytes arrive, so no byte
+is read twice.
+"""
+
+import os
+import uuid as _uuid
+import datetime as _datetime
+from collections.abc import Mapping as _Mapping
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF, Py_XDECREF
+from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcmp, memcpy
+
+from .errors import (
+    DuplicateHeader,
+    EventStreamError,
+    InvalidFrameLength,
+    InvalidHeaderName,
+    InvalidHeadersLength,
+    InvalidHeaderValue,
+    InvalidPayloadLength,
+    MessageChecksumMismatch,
+    PreludeChecksumMismatch,
+    TruncatedStream,
+    UnknownHeaderType,
+)
+from .headers import Int8, Int16, Int64, Timestamp, _SizedInt
+
+cdef extern from "Python.h":
+    int _PyBytes_Resize(PyObject **string, Py_ssize_t newsize) except -1
+    object PyUnicode_DecodeUTF8(const char *s, Py_ssize_t size, const char *errors)
+    const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
+    void *PyUnicode_DATA(PyObject *o)
+    bint PyUnicode_IS_ASCII(object o)
+    unsigned long PyLong_AsUnsignedLongMask(object o) except? <unsigned long>-1
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+cdef extern from "crc32.h" nogil:
+    ctypedef uint32_t (*evs_crc32_fn)(uint32_t crc, const unsigned char *buf, size_t len) noexcept nogil
+    evs_crc32_fn evs_crc32
+    int evs_crc32_init(const char *forced)
+    const char *evs_crc32_backend()
+    int evs_crc32_tier_count()
+    const char *evs_crc32_tier_name(int i)
+    int evs_crc32_tier_available(int i)
+    evs_crc32_fn evs_crc32_tier_fn(int i)
+    uint32_t evs_crc32_software(uint32_t crc, const unsigned char *buf, size_t len)
+
+
+# ---------------------------------------------------------------------------------------------- CRC
+
+def _select_crc32_backend():
+    forced = os.environ.get("EVSTREAM_CRC32", "").strip().lower()
+    if evs_crc32_init(forced.encode("ascii", "replace")) != 0:
+        names = ", ".join(_crc32_tiers())
+        raise ValueError(f"EVSTREAM_CRC32={forced!r}: expected one of {names}")
+    return evs_crc32_backend().decode("ascii")
+
+
+def _crc32_tiers():
+    """Every kernel this build knows, slowest first."""
+    return [evs_crc32_tier_name(i).decode("ascii") for i in range(evs_crc32_tier_count())]
+
+
+def _crc32_available_tiers():
+    """The kernels this CPU can run, slowest first."""
+    return [evs_crc32_tier_name(i).decode("ascii")
+            for i in range(evs_crc32_tier_count()) if evs_crc32_tier_available(i)]
+
+
+CRC32_BACKEND = _select_crc32_backend()
+
+cdef enum:
+    # Above this many bytes the GIL is released around a CRC: the release costs ~0.1 us, a few
+    # percent of a 256 KiB checksum, and lets other threads run.
+    NOGIL_THRESHOLD = 256 * 1024
+    PRELUDE_LENGTH = 12
+    MIN_FRAME_LENGTH = 16
+    MAX_VALUE_LENGTH = 32767
+    MAX_NAME_LENGTH = 255
+    # Smallest buffer allocated for a part of a frame that straddles chunks.
+    MIN_ASSEMBLY = 256
+    # Header names and short string values repeat in every event (":event-type", "PayloadPart").
+    # A direct-mapped cache of ASCII str objects turns their decoding into a memcmp.
+    CACHE_SLOTS = 128
+    CACHE_MAX_LENGTH = 48
+
+cdef uint64_t MAX_FRAME_LENGTH = 0xFFFFFFFF
+
+
+cdef uint32_t _crc_buffer(evs_crc32_fn fn, object data, object value) except? 0xFFFFFFFF:
+    cdef Py_buffer view
+    cdef uint32_t crc = <uint32_t>(PyLong_AsUnsignedLongMask(value) & 0xFFFFFFFFUL)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        if view.len >= NOGIL_THRESHOLD:
+            with nogil:
+                crc = fn(crc, <const unsigned char *>view.buf, <size_t>view.len)
+        else:
+            crc = fn(crc, <const unsigned char *>view.buf, <size_t>view.len)
+    finally:
+        PyBuffer_Release(&view)
+    return crc
+
+
+def crc32(data, value=0):
+    """IEEE CRC-32 of any bytes-like object, continuing from ``value`` (same as ``zlib.crc32``)."""
+    return _crc_buffer(evs_crc32, data, value)
+
+
+def _crc32_with(str tier, data, value=0):
+    """CRC-32 through one named kernel (tests and benchmarks compare every tier)."""
+    cdef int i
+    for i in range(evs_crc32_tier_count()):
+        if evs_crc32_tier_name(i).decode("ascii") == tier:
+            if not evs_crc32_tier_available(i):
+                raise ValueError(f"CRC-32 tier {tier!r} is not available on this CPU")
+            return _crc_buffer(evs_crc32_tier_fn(i), data, value)
+    raise ValueError(f"unknown CRC-32 tier {tier!r}")
+
+
+# ------------------------------------------------------------------------------------------ limits
+
+DEFAULT_MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
+DEFAULT_MAX_HEADERS_LENGTH = 128 * 1024
+
+
+cdef inline uint32_t _be32(const unsigned char *p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3]
+
+
+cdef inline uint16_t _be16(const unsigned char *p) noexcept nogil:
+    return <uint16_t>((p[0] << 8) | p[1])
+
+
+cdef inline uint64_t _be64(const unsigned char *p) noexcept nogil:
+    return (<uint64_t>_be32(p) << 32) | _be32(p + 4)
+
+
+cdef inline void _put32(unsigned char *p, uint32_t v) noexcept nogil:
+    p[0] = <unsigned char>(v >> 24)
+    p[1] = <unsigned char>(v >> 16)
+    p[2] = <unsigned char>(v >> 8)
+    p[3] = <unsigned char>v
+
+
+cdef inline void _put64(unsigned char *p, uint64_t v) noexcept nogil:
+    _put32(p, <uint32_t>(v >> 32))
+    _put32(p + 4, <uint32_t>v)
+
+
+def _check_limit(str name, value):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_FRAME_LENGTH:
+        raise ValueError(f"{name} must be between 0 and {MAX_FRAME_LENGTH}, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------------------- str caches
+
+# The str caches (see CACHE_SLOTS); guarded by the GIL.
+cdef struct _CacheEntry:
+    PyObject *text
+    Py_ssize_t length
+
+cdef _CacheEntry _name_cache[CACHE_SLOTS]
+cdef _CacheEntry _value_cache[CACHE_SLOTS]
+
+
+cdef inline Py_ssize_t _slot(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    return (n * 31 + p[0] * 7 + p[n - 1] * 131 + p[n >> 1] * 17) & (CACHE_SLOTS - 1)
+
+
+cdef object _decode_str(const unsigned char *p, Py_ssize_t n, _CacheEntry *cache):
+    """The str for ``n`` UTF-8 bytes (n >= 1); raises UnicodeDecodeError."""
+    cdef _CacheEntry *entry = NULL
+    cdef object text
+    if n <= CACHE_MAX_LENGTH:
+        entry = &cache[_slot(p, n)]
+        if (entry.text != NULL and entry.length == n
+                and memcmp(PyUnicode_DATA(entry.text), p, <size_t>n) == 0):
+            return <object>entry.text
+    text = PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
+    if entry != NULL and PyUnicode_IS_ASCII(text):
+        Py_XDECREF(entry.text)
+        Py_INCREF(text)
+        entry.text = <PyObject *>text
+        entry.length = n
+    return text
+
+
+# ----------------------------------------------------------------------------------------- message
+
+@cython.final
+@cython.freelist(64)
+cdef class Message:
+    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes)."""
+
+    cdef public object headers
+    cdef public object payload
+
+    def __init__(self, headers, payload):
+        self.headers = headers
+        self.payload = payload
+
+    def __eq__(self, other):
+        if not isinstance(other, Message):
+            return NotImplemented
+        return self.headers == (<Message>other).headers and self.payload == (<Message>other).payload
+
+    def __ne__(self, other):
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"Message(headers={self.headers!r}, payload={self.payload!r})"
+
+    def __reduce__(self):
+        return Message, (self.headers, self.payload)
+
+
+cdef inline Message _new_message(dict headers, object payload):
+    cdef Message message = Message.__new__(Message)
+    message.headers = headers
+    message.payload = payload
+    return message
+
+
+# ----------------------------------------------------------------------------------------- headers
+
+cdef object _fixed_value(int type_byte, const unsigned char *p):
+    if type_byte == 2:
+        return Int8(<signed char>p[0])
+    if type_byte == 3:
+        return Int16(<int16_t>_be16(p))
+    if type_byte == 4:
+        return <long>(<int32_t>_be32(p))
+    if type_byte == 5:
+        return Int64(<int64_t>_be64(p))
+    return Timestamp(<int64_t>_be64(p))
+
+
+cdef dict _decode_headers(const unsigned char *p, const unsigned char *end):
+    """The headers block [p, end) as a dict, in wire order."""
+    cdef dict headers = {}
+    cdef Py_ssize_t name_length, length, size
+    cdef Py_ssize_t count = 0
+    cdef int type_byte
+    cdef object name, value
+    while p < end:
+        name_length = p[0]
+        p += 1
+        if name_length == 0:
+            raise InvalidHeaderName("empty name")
+        if name_length > end - p:
+            raise InvalidHeaderName.truncated(name_length, end - p)
+        try:
+            name = _decode_str(p, name_length, _name_cache)
+        except UnicodeDecodeError:
+            raise InvalidHeaderName("not valid UTF-8") from None
+        p += name_length
+        if p >= end:
+            raise InvalidHeaderValue.truncated(name, None, 1, 0)
+        type_byte = p[0]
+        p += 1
+        if type_byte == 7 or type_byte == 6:
+            if end - p < 2:
+                raise InvalidHeaderValue.truncated(name, type_byte, 2, end - p)
+            length = _be16(p)
+            p += 2
+            if length > MAX_VALUE_LENGTH:
+                raise InvalidHeaderValue.too_long(name, type_byte, length)
+            if length > end - p:
+                raise InvalidHeaderValue.truncated(name, type_byte, length, end - p)
+            if type_byte == 6:
+                value = PyBytes_FromStringAndSize(<const char *>p, length)
+            elif length == 0:
+                value = ""
+            else:
+                try:
+                    value = _decode_str(p, length, _value_cache)
+                except UnicodeDecodeError:
+                    raise InvalidHeaderValue("not valid UTF-8", name) from None
+            p += length
+        elif type_byte == 0:
+            value = True
+        elif type_byte == 1:
+            value = False
+        elif 2 <= type_byte <= 5 or type_byte == 8:
+            size = 1 if type_byte == 2 else 2 if type_byte == 3 else 4 if type_byte == 4 else 8
+            if end - p < size:
+                raise InvalidHeaderValue.truncated(name, type_byte, size, end - p)
+            value = _fixed_value(type_byte, p)
+            p += size
+        elif type_byte == 9:
+            if end - p < 16:
+                raise InvalidHeaderValue.truncated(name, type_byte, 16, end - p)
+            value = _uuid.UUID(bytes=PyBytes_FromStringAndSize(<const char *>p, 16))
+            p += 16
+        else:
+            raise UnknownHeaderType(name, type_byte)
+        # One hash insertion: a repeated name leaves the size unchanged (and the dict is discarded).
+        headers[name] = value
+        count += 1
+        if len(headers) != count:
+            raise DuplicateHeader(name)
+    return headers
+
+
+# ----------------------------------------------------------------------------------------- decoder
+
+@cython.final
+cdef class Decoder:
+    """Incremental decoder: feed chunks of any size, get every message they complete.
+
+    If a chunk completes messages and then holds a bad frame, the messages are returned and the error
+    is raised by the next ``feed()`` or ``close()``; a failed decoder stays failed.
+    """
+
+    cdef readonly uint64_t max_payload_length
+    cdef readonly uint64_t max_headers_length
+    cdef object _error
+    cdef bint _busy
+    # The frame in progress when one straddles chunks (_have == 0: none).
+    cdef uint64_t _have            # bytes of it received so far
+    cdef uint32_t _total
+    cdef uint32_t _headers_end     # 12 + headers_length
+    cdef uint32_t _payload_end     # total - 4
+    cdef uint32_t _crc             # running CRC of bytes [0, min(_have, _payload_end))
+    cdef unsigned char _prelude[PRELUDE_LENGTH]
+    cdef unsigned char _trailer[4]
+    cdef unsigned char *_headers   # the headers block, grown as it arrives
+    cdef Py_ssize_t _headers_capacity
+    cdef PyObject *_payload        # a bytes object, grown as the payload arrives
+    cdef Py_ssize_t _payload_capacity
+
+    def __init__(self, max_payload_length=DEFAULT_MAX_PAYLOAD_LENGTH,
+                 max_headers_length=DEFAULT_MAX_HEADERS_LENGTH):
+        self.max_payload_length = _check_limit("max_payload_length", max_payload_length)
+        self.max_headers_length = _check_limit("max_headers_length", max_headers_length)
+
+    def __dealloc__(self):
+        self._release_frame()
+
+    cdef void _release_frame(self) noexcept:
+        free(self._headers)
+        self._headers = NULL
+        self._headers_capacity = 0
+        Py_XDECREF(self._payload)
+        self._payload = NULL
+        self._payload_capacity = 0
+        self._have = 0
+
+    def feed(self, data):
+        """Every message completed by ``data`` (any bytes-like object)."""
+        cdef Py_buffer view
+        cdef list messages = []
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        if self._busy:
+            raise RuntimeError("Decoder.feed() called while another thread is feeding the same decoder")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        self._busy = True
+        try:
+            self._feed(<const unsigned char *>view.buf, view.len, messages)
+        except EventStreamError as exc:
+            self._error = exc
+            self._release_frame()
+            if not messages:
+                raise
+        finally:
+            self._busy = False
+            PyBuffer_Release(&view)
+        return messages
+
+    def close(self):
+        """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""
+        if self._error is not None:
+            raise self._error.with_traceback(None)
+        if self._have:
+            self._error = TruncatedStream(self._have, self._total if self._have >= PRELUDE_LENGTH else None)
+            self._release_frame()
+            raise self._error
+
+    cdef int _feed(self, const unsigned char *data, Py_ssize_t size, list messages) except -1:
+        cdef Py_ssize_t pos = 0
+        cdef uint32_t total
+        while pos < size:
+            if self._have == 0 and size - pos >= PRELUDE_LENGTH:
+                total = self._check_prelude(data + pos)
+                if size - pos >= total:
+                    messages.append(_frame_message(data + pos, total))
+                    pos += total
+                    continue
+            pos += self._assemble(data + pos, size - pos, messages)
+        return 0
+
+    cdef uint32_t _check_prelude(self, const unsigned char *p) except? 0:
+        cdef uint32_t total = _be32(p)
+        cdef uint32_t headers_length = _be32(p + 4)
+        cdef uint32_t expected = _be32(p + 8)
+        cdef uint32_t calculated = evs_crc32_software(0, p, 8)
+        cdef uint64_t payload_length
+        if calculated != expected:
+            raise PreludeChecksumMismatch(expected, calculated)
+        if total < MIN_FRAME_LENGTH or headers_length > total - MIN_FRAME_LENGTH:
+            raise InvalidFrameLength(total, headers_length)
+        if headers_length > self.max_headers_length:
+            raise InvalidHeadersLength(headers_length, self.max_headers_length)
+        payload_length = total - headers_length - MIN_FRAME_LENGTH
+        if payload_length > self.max_payload_length:
+            raise InvalidPayloadLength(payload_length, self.max_payload_length)
+        return total
+
+    cdef Py_ssize_t _assemble(self, const unsigned char *data, Py_ssize_t size, list messages) except -1:
+        """Take bytes of the frame in progress from ``data``; return how many were taken."""
+        cdef Py_ssize_t taken = 0, step
+        cdef uint64_t have
+        while taken < size:
+            have = self._have
+            if have < PRELUDE_LENGTH:
+                step = min(<Py_ssize_t>(PRELUDE_LENGTH - have), size - taken)
+                memcpy(self._prelude + have, data + taken, step)
+                self._have += step
+                taken += step
+                if self._have == PRELUDE_LENGTH:
+                    self._start_frame()
+            elif have < self._headers_end:
+                step = min(<Py_ssize_t>(self._headers_end - have), size - taken)
+                self._append_headers(data + taken, step)
+                taken += step
+            elif have < self._payload_end:
+                step = min(<Py_ssize_t>(self._payload_end - have), size - taken)
+                self._append_payload(data + taken, step)
+                taken += step
+            else:
+                step = min(<Py_ssize_t>(self._total - have), size - taken)
+                memcpy(self._trailer + (have - self._payload_end), data + taken, step)
+                self._have += step
+                taken += step
+                if self._have == self._total:
+                    messages.append(self._finish_frame())
+                    break
+        return taken
+
+    cdef int _start_frame(self) except -1:
+        self._total = self._check_prelude(self._prelude)
+        self._headers_end = PRELUDE_LENGTH + _be32(self._prelude + 4)
+        self._payload_end = self._total - 4
+        self._crc = evs_crc32(0, self._prelude, PRELUDE_LENGTH)
+        return 0
+
+    cdef int _append_headers(self, const unsigned char *p, Py_ssize_t n) except -1:
+        cdef Py_ssize_t offset = <Py_ssize_t>(self._have - PRELUDE_LENGTH)
+        cdef Py_ssize_t capacity
+        cdef unsigned char *grown
+        if offset + n > self._headers_capacity:
+            # Geometric growth, never past the block: memory follows the bytes that arrived.
+            capacity = max(offset + n, 2 * self._headers_capacity, MIN_ASSEMBLY)
+            capacity = min(capacity, <Py_ssize_t>(self._headers_end - PRELUDE_LENGTH))
+            grown = <unsigned char *>realloc(self._headers, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self._headers = grown
+            self._headers_capacity = capacity
+        memcpy(self._headers + offset, p, n)
+        self._crc = evs_crc32(self._crc, p, n)
+        self._have += n
+        return 0
+
+    cdef int _append_payload(self, const unsigned char *p, Py_ssize_t n) except -1:
+        cdef Py_ssize_t offset = <Py_ssize_t>(self._have - self._headers_end)
+        cdef Py_ssize_t capacity
+        if offset + n > self._payload_capacity:
+            capacity = max(offset + n, 2 * self._payload_capacity, MIN_ASSEMBLY)
+            capacity = min(capacity, <Py_ssize_t>(self._payload_end - self._headers_end))
+            if self._payload == NULL:
+                fresh = PyBytes_FromStringAndSize(NULL, capacity)
+                Py_INCREF(fresh)  # owned through the raw pointer, so it can be resized in place
+                self._payload = <PyObject *>fresh
+            else:
+                # Large bytes objects live in mmap'd memory: realloc moves pages, not bytes.
+                _PyBytes_Resize(&self._payload, capacity)
+            self._payload_capacity = capacity
+        memcpy(PyBytes_AS_STRING(<object>self._payload) + offset, p, n)
+        if n >= NOGIL_THRESHOLD:
+            with nogil:
+                self._crc = evs_crc32(self._crc, p, n)
+        else:
+            self._crc = evs_crc32(self._crc, p, n)
+        self._have += n
+        return 0
+
+    cdef Message _finish_frame(self):
+        cdef uint32_t expected = _be32(self._trailer)
+        cdef dict headers
+        cdef object payload
+        if self._crc != expected:
+            raise MessageChecksumMismatch(expected, self._crc)
+        headers = _decode_headers(self._headers, self._headers + (self._headers_end - PRELUDE_LENGTH))
+        if self._payload == NULL:
+            payload = b""
+        else:
+            payload = <object>self._payload
+            Py_DECREF(payload)  # the reference held in self._payload now belongs to `payload`
+            self._payload = NULL
+            self._payload_capacity = 0
+        self._release_frame()
+        return _new_message(headers, payload)
+
+
+cdef Message _frame_message(const unsigned char *p, uint32_t total):
+    """The message of one whole frame at ``p`` whose prelude is already checked."""
+    cdef uint32_t expected = _be32(p + total - 4)
+    # The message CRC continues from the prelude CRC (verified equal to the CRC of bytes [0, 8)).
+    cdef uint32_t calculated
+    cdef const unsigned char *headers_end = p + PRELUDE_LENGTH + _be32(p + 4)
+    if total >= NOGIL_THRESHOLD:
+        with nogil:
+            calculated = evs_crc32(_be32(p + 8), p + 8, total - 12)
+    else:
+        calculated = evs_crc32(_be32(p + 8), p + 8, total - 12)
+    if calculated != expected:
+        raise MessageChecksumMismatch(expected, calculated)
+    return _new_message(
+        _decode_headers(p + PRELUDE_LENGTH, headers_end),
+        PyBytes_FromStringAndSize(<const char *>headers_end, (p + total - 4) - headers_end),
+    )
+
+
+def decode(data, **limits):
+    """Every message of a whole stream; an incomplete tail raises ``TruncatedStream``."""
+    cdef Decoder decoder = Decoder(**limits)
+    messages = decoder.feed(data)
+    decoder.close()
+    return messages
+
+
+# ----------------------------------------------------------------------------------------- encoder
+
+cdef class _Writer:
+    """A growable byte buffer for one frame; the prelude is reserved at the front."""
+    cdef unsigned char *data
+    cdef Py_ssize_t length
+    cdef Py_ssize_t capacity
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef unsigned char *reserve(self, Py_ssize_t n) except NULL:
+        cdef Py_ssize_t capacity
+        cdef unsigned char *grown
+        if self.length + n > self.capacity:
+            capacity = max(2 * self.capacity, self.length + n, 512)
+            grown = <unsigned char *>realloc(self.data, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self.data = grown
+            self.capacity = capacity
+        self.length += n
+        return self.data + self.length - n
+
+
+cdef int _write_bytes(_Writer out, str name, int type_byte, const char *raw, Py_ssize_t n) except -1:
+    cdef unsigned char *p
+    if n > MAX_VALUE_LENGTH:
+        raise InvalidHeaderValue.too_long(name, type_byte, n)
+    p = out.reserve(3 + n)
+    p[0] = <unsigned char>type_byte
+    p[1] = <unsigned char>(n >> 8)
+    p[2] = <unsigned char>n
+    memcpy(p + 3, raw, n)
+    return 0
+
+
+cdef int _write_fixed(_Writer out, int type_byte, int64_t value) except -1:
+    cdef Py_ssize_t size = 1 if type_byte == 2 else 2 if type_byte == 3 else 4 if type_byte == 4 else 8
+    cdef unsigned char *p = out.reserve(1 + size)
+    p[0] = <unsigned char>type_byte
+    if size == 1:
+        p[1] = <unsigned char>value
+    elif size == 2:
+        p[1] = <unsigned char>(<uint64_t>value >> 8)
+        p[2] = <unsigned char>value
+    elif size == 4:
+        _put32(p + 1, <uint32_t>value)
+    else:
+        _put64(p + 1, <uint64_t>value)
+    return 0
+
+
+cdef int _write_value(_Writer out, str name, object value) except -1:
+    cdef Py_ssize_t n
+    cdef const char *raw
+    cdef int overflow = 0
+    cdef long long number
+    cdef Py_buffer view
+    cdef unsigned char *p
+    if value is True or value is False:
+        out.reserve(1)[0] = 0 if value is True else 1
+    elif isinstance(value, str):
+        try:
+            raw = PyUnicode_AsUTF8AndSize(value, &n)
+        except UnicodeEncodeError:
+            raise InvalidHeaderValue("not valid UTF-8", name) from None
+        _write_bytes(out, name, 7, raw, n)
+    elif isinstance(value, _SizedInt):
+        _write_fixed(out, value.wire_type, value)
+    elif isinstance(value, int):
+        number = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            raise InvalidHeaderValue(f"int {value} does not fit in 64 bits", name)
+        _write_fixed(out, 4 if -0x80000000 <= number <= 0x7FFFFFFF else 5, number)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        PyObject_GetBuffer(value, &view, PyBUF_SIMPLE)
+        try:
+            _write_bytes(out, name, 6, <const char *>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+    elif isinstance(value, _uuid.UUID):
+        raw_uuid = value.bytes
+        p = out.reserve(17)
+        p[0] = 9
+        memcpy(p + 1, PyBytes_AS_STRING(raw_uuid), 16)
+    elif isinstance(value, _datetime.datetime):
+        _write_fixed(out, 8, Timestamp.from_datetime(value))
+    else:
+        raise InvalidHeaderValue(f"unsupported type {type(value).__name__}", name)
+    return 0
+
+
+cdef int _write_name(_Writer out, object name) except -1:
+    cdef Py_ssize_t n
+    cdef const char *raw
+    cdef unsigned char *p
+    if not isinstance(name, str):
+        raise InvalidHeaderName(f"expected str, got {type(name).__name__}")
+    try:
+        raw = PyUnicode_AsUTF8AndSize(name, &n)
+    except UnicodeEncodeError:
+        raise InvalidHeaderName("not valid UTF-8") from None
+    if not 0 < n <= MAX_NAME_LENGTH:
+        raise InvalidHeaderName(f"{n} bytes, must be 1 to {MAX_NAME_LENGTH}")
+    p = out.reserve(1 + n)
+    p[0] = <unsigned char>n
+    memcpy(p + 1, raw, n)
+    return 0
+
+
+def encode(headers, payload=b""):
+    """One frame with these headers (in iteration order) and this payload."""
+    cdef _Writer out = _Writer()
+    cdef Py_buffer view
+    cdef Py_ssize_t headers_length, total
+    cdef object frame
+    cdef unsigned char *p
+    cdef uint32_t crc
+    if not isinstance(headers, _Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    out.reserve(PRELUDE_LENGTH)
+    for name, value in (headers.items() if type(headers) is not dict else (<dict>headers).items()):
+        _write_name(out, name)
+        _write_value(out, name, value)
+    headers_length = out.length - PRELUDE_LENGTH
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        total = MIN_FRAME_LENGTH + headers_length + view.len
+        if <uint64_t>total > MAX_FRAME_LENGTH:
+            raise InvalidPayloadLength(view.len, MAX_FRAME_LENGTH - MIN_FRAME_LENGTH - headers_length)
+        frame = PyBytes_FromStringAndSize(NULL, total)
+        p = <unsigned char *>PyBytes_AS_STRING(frame)
+        _put32(out.data, <uint32_t>total)
+        _put32(out.data + 4, <uint32_t>headers_length)
+        _put32(out.data + 8, evs_crc32_software(0, out.data, 8))
+        memcpy(p, out.data, out.length)
+        memcpy(p + out.length, view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+    crc = evs_crc32(_be32(p + 8), p + 8, total - 12)
+    _put32(p + total - 4, crc)
+    return frame
