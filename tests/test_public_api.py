@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import evstream
+
+
+def test_c_extension_loaded() -> None:
+    # Guards against running the slow path unknowingly (aiohttp's test_c_parser_loaded).
+    if evstream.NO_EXTENSIONS:
+        pytest.skip("EVSTREAM_NO_EXTENSIONS=1")
+    assert evstream.IMPLEMENTATION == "c"
+    assert evstream.crc32 is evstream._codec.crc32
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert evstream.__all__ == sorted(evstream.__all__, key=str)
+    for name in evstream.__all__:
+        assert hasattr(evstream, name), name
+
+
+def test_error_tree() -> None:
+    assert issubclass(evstream.EventStreamError, ValueError)
+    for name in evstream.__all__:
+        obj = getattr(evstream, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, evstream.EventStreamError), name
+
+
+def _import_in_subprocess(env_value: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EVSTREAM_NO_EXTENSIONS": env_value}
+    return subprocess.run(
+        [sys.executable, "-c", "import evstream; print(evstream.IMPLEMENTATION)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", "python"), ("true", "python"), ("0", None), ("", None)])
+def test_no_extensions_switch_is_parsed_strictly(value: str, expected: str | None) -> None:
+    result = _import_in_subprocess(value)
+    assert result.returncode == 0, result.stderr
+    if expected is None:  # "0" means off: whatever this build has
+        expected = "python" if evstream.NO_EXTENSIONS else "c"
+        if evstream.NO_EXTENSIONS:
+            pytest.skip("the C extension is not part of this run")
+    assert result.stdout.strip() == expected
+
+
+def test_no_extensions_switch_rejects_garbage() -> None:
+    result = _import_in_subprocess("maybe")
+    assert result.returncode != 0
+    assert "EVSTREAM_NO_EXTENSIONS='maybe'" in result.stderr
