@@ -416,10 +416,11 @@ cdef class Decoder:
         cdef uint64_t payload_length
         if calculated != expected:
             raise PreludeChecksumMismatch(expected, calculated)
-        if total < MIN_FRAME_LENGTH or headers_length > total - MIN_FRAME_LENGTH:
-            raise InvalidFrameLength(total, headers_length)
+        # botocore's order (see _codec_py)
         if headers_length > self.max_headers_length:
             raise InvalidHeadersLength(headers_length, self.max_headers_length)
+        if total < MIN_FRAME_LENGTH or headers_length > total - MIN_FRAME_LENGTH:
+            raise InvalidFrameLength(total, headers_length)
         payload_length = total - headers_length - MIN_FRAME_LENGTH
         if payload_length > self.max_payload_length:
             raise InvalidPayloadLength(payload_length, self.max_payload_length)

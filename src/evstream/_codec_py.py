@@ -87,7 +87,11 @@ class Message:
 
 
 def _as_bytes_view(data: Any) -> memoryview:
-    view = memoryview(data)
+    try:
+        view = memoryview(data)
+    except TypeError:
+        # The words of PyObject_GetBuffer, which the C implementation raises.
+        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'") from None
     if not view.c_contiguous:
         raise BufferError("memoryview: underlying buffer is not C-contiguous")
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
@@ -179,10 +183,12 @@ class Decoder:
         calculated = zlib.crc32(data[pos : pos + 8])
         if calculated != expected:
             raise PreludeChecksumMismatch(expected, calculated)
-        if total < _MIN_FRAME_LENGTH or headers_length > total - _MIN_FRAME_LENGTH:
-            raise InvalidFrameLength(total, headers_length)
+        # botocore's order: the headers limit, then (what botocore does not check) the lengths
+        # agreeing, then the payload limit.
         if headers_length > self.max_headers_length:
             raise InvalidHeadersLength(headers_length, self.max_headers_length)
+        if total < _MIN_FRAME_LENGTH or headers_length > total - _MIN_FRAME_LENGTH:
+            raise InvalidFrameLength(total, headers_length)
         payload_length = total - headers_length - _MIN_FRAME_LENGTH
         if payload_length > self.max_payload_length:
             raise InvalidPayloadLength(payload_length, self.max_payload_length)
