@@ -117,6 +117,18 @@ def test_truncated_stream(codec: ModuleType, cut: int) -> None:
         codec.decode(frame[:cut])
 
 
+def test_buffered(codec: ModuleType) -> None:
+    frame = token_frame()
+    decoder = codec.Decoder()
+    assert decoder.buffered == 0
+    decoder.feed(frame[:5])
+    assert decoder.buffered == 5
+    decoder.feed(frame[5:30])
+    assert decoder.buffered == 30
+    assert len(decoder.feed(frame[30:] + frame[:3])) == 1
+    assert decoder.buffered == 3
+
+
 def test_close_on_clean_boundary(codec: ModuleType) -> None:
     decoder = codec.Decoder()
     decoder.close()

@@ -182,17 +182,28 @@ cdef inline Py_ssize_t _slot(const unsigned char *p, Py_ssize_t n) noexcept nogi
     return (n * 31 + p[0] * 7 + p[n - 1] * 131 + p[n >> 1] * 17) & (CACHE_SLOTS - 1)
 
 
-cdef object _decode_str(const unsigned char *p, Py_ssize_t n, _CacheEntry *cache):
-    """The str for ``n`` UTF-8 bytes (n >= 1); raises UnicodeDecodeError."""
-    cdef _CacheEntry *entry = NULL
-    cdef object text
+cdef inline object _cached_str(const unsigned char *p, Py_ssize_t n, _CacheEntry *cache):
+    """The cached str for these ``n`` UTF-8 bytes (1 <= n), or None."""
+    cdef _CacheEntry *entry
     if n <= CACHE_MAX_LENGTH:
         entry = &cache[_slot(p, n)]
         if (entry.text != NULL and entry.length == n
                 and memcmp(PyUnicode_DATA(entry.text), p, <size_t>n) == 0):
             return <object>entry.text
-    text = PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
-    if entry != NULL and PyUnicode_IS_ASCII(text):
+    return None
+
+
+cdef object _new_str(const unsigned char *p, Py_ssize_t n, _CacheEntry *cache, object name):
+    """Decode ``n`` UTF-8 bytes and cache the result; a header name when ``name`` is None."""
+    cdef _CacheEntry *entry
+    try:
+        text = PyUnicode_DecodeUTF8(<const char *>p, n, NULL)
+    except UnicodeDecodeError:
+        if name is None:
+            raise InvalidHeaderName("not valid UTF-8") from None
+        raise InvalidHeaderValue("not valid UTF-8", name) from None
+    if n <= CACHE_MAX_LENGTH and PyUnicode_IS_ASCII(text):
+        entry = &cache[_slot(p, n)]
         Py_XDECREF(entry.text)
         Py_INCREF(text)
         entry.text = <PyObject *>text
@@ -267,10 +278,9 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end):
             raise InvalidHeaderName("empty name")
         if name_length > end - p:
             raise InvalidHeaderName.truncated(name_length, end - p)
-        try:
-            name = _decode_str(p, name_length, _name_cache)
-        except UnicodeDecodeError:
-            raise InvalidHeaderName("not valid UTF-8") from None
+        name = _cached_str(p, name_length, _name_cache)
+        if name is None:
+            name = _new_str(p, name_length, _name_cache, None)
         p += name_length
         if p >= end:
             raise InvalidHeaderValue.truncated(name, None, 1, 0)
@@ -290,10 +300,9 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end):
             elif length == 0:
                 value = ""
             else:
-                try:
-                    value = _decode_str(p, length, _value_cache)
-                except UnicodeDecodeError:
-                    raise InvalidHeaderValue("not valid UTF-8", name) from None
+                value = _cached_str(p, length, _value_cache)
+                if value is None:
+                    value = _new_str(p, length, _value_cache, name)
             p += length
         elif type_byte == 0:
             value = True
@@ -363,6 +372,11 @@ cdef class Decoder:
         self._payload = NULL
         self._payload_capacity = 0
         self._have = 0
+
+    @property
+    def buffered(self):
+        """Bytes of an incomplete frame held (0 on a frame boundary)."""
+        return self._have
 
     def feed(self, data):
         """Every message completed by ``data`` (any bytes-like object)."""

@@ -123,6 +123,11 @@ class Decoder:
         self._frame_length = 0
         self._error: EventStreamError | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete frame held (0 on a frame boundary)."""
+        return len(self._buffer)
+
     def feed(self, data: Any) -> list[Message]:
         """Every message completed by ``data``.
 
