@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import evstream
+
 from frames import recrc
 from test_properties import _valid, headers_st
 

@@ -14,6 +14,7 @@ from types import ModuleType
 import pytest
 
 import evstream
+
 from conftest import load_codec
 
 DATA = random.Random(1).randbytes(4096 + 64 + 1)
@@ -50,7 +51,7 @@ def test_compiled_build_uses_the_fastest_tier() -> None:
     c = load_codec("c")
     if os.environ.get("EVSTREAM_CRC32"):
         pytest.skip("a tier is forced")
-    assert c.CRC32_BACKEND == c._crc32_available_tiers()[-1]
+    assert c._crc32_available_tiers()[-1] == c.CRC32_BACKEND
 
 
 @pytest.mark.parametrize("tier", tiers())
@@ -58,7 +59,7 @@ def test_tier_lengths_and_alignments(tier: str) -> None:
     crc_with = load_codec("c")._crc32_with
     view = memoryview(DATA)
     for offset in range(64):
-        for size in list(range(0, 300)) + [511, 512, 513, 1023, 1024, 1025, 2047, 2048, 4095, 4096]:
+        for size in [*range(300), 511, 512, 513, 1023, 1024, 1025, 2047, 2048, 4095, 4096]:
             chunk = view[offset : offset + size]
             assert crc_with(tier, chunk) == zlib.crc32(chunk), (offset, size)
 

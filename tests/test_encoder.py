@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 
 import evstream
+
 from frames import header, raw_frame
 
 
@@ -64,9 +65,9 @@ def test_any_mapping_and_payload_buffer(codec: ModuleType) -> None:
 
     frame = codec.encode(types.MappingProxyType({"k": "v"}), bytearray(b"p"))
     assert frame == codec.encode({"k": "v"}, b"p")
-    with pytest.raises(TypeError, match="^headers must be a mapping, not list$"):
+    with pytest.raises(TypeError, match=r"^headers must be a mapping, not list$"):
         codec.encode([("k", "v")])
-    with pytest.raises(TypeError, match="^a bytes-like object is required, not 'str'$"):
+    with pytest.raises(TypeError, match=r"^a bytes-like object is required, not 'str'$"):
         codec.encode({}, "text")
 
 

@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 import evstream
+
 from conftest import VECTORS
 
 POSITIVE = sorted(p.name for p in (VECTORS / "encoded" / "positive").iterdir())

@@ -108,7 +108,7 @@ def _check_limit(name: str, value: int) -> int:
 class Decoder:
     """Incremental decoder: feed chunks of any size, get every message they complete."""
 
-    __slots__ = ("max_payload_length", "max_headers_length", "_buffer", "_frame_length", "_error")
+    __slots__ = ("_buffer", "_error", "_frame_length", "max_headers_length", "max_payload_length")
 
     def __init__(
         self,
