@@ -84,11 +84,15 @@ def test_rejections_match_botocore(
         ours: object = [(botocore_view(m.headers), m.payload) for m in decoder.feed(data)]
     except evstream.EventStreamError as exc:
         ours = exc
+    if isinstance(ours, evstream.InvalidFrameLength):
+        # Impossible lengths (total < 16, headers past the frame): botocore does not check them and
+        # fails later on whatever it misreads, or waits for bytes that never belong to the frame.
+        return
     if isinstance(theirs, BaseException):
         assert isinstance(ours, _equivalent(theirs)), (theirs, ours)
     elif isinstance(ours, evstream.EventStreamError):
         # botocore accepted what evstream rejects: only its documented leniencies.
-        assert isinstance(ours, (evstream.InvalidHeader, evstream.InvalidFrameLength)), (theirs, ours)
+        assert isinstance(ours, evstream.InvalidHeader), (theirs, ours)
         assert not isinstance(ours, (evstream.DuplicateHeader, evstream.ChecksumMismatch))
     else:
         # botocore yields only complete frames; the rest stays buffered in both.
