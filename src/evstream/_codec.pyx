@@ -114,7 +114,7 @@ cdef uint32_t _crc_buffer(evs_crc32_fn fn, object data, object value) except? 0x
     return crc
 
 
-def crc32(data, value=0):
+def crc32(data, value=0, /):
     """IEEE CRC-32 of any bytes-like object, continuing from ``value`` (same as ``zlib.crc32``)."""
     cdef uint32_t crc
     # The common call, crc32(small bytes), skips the buffer protocol and the seed conversion: at
@@ -552,7 +552,7 @@ cdef class Decoder:
         cdef object payload
         if self._crc != expected:
             raise MessageChecksumMismatch(expected, self._crc)
-        headers = _decode_headers(self._headers, self._headers + (self._headers_end - PRELUDE_LENGTH))
+        headers = {} if self._headers == NULL else _decode_headers(self._headers, self._headers + (self._headers_end - PRELUDE_LENGTH))
         if self._payload == NULL:
             payload = b""
         else:

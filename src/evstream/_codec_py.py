@@ -61,7 +61,7 @@ _FIXED = {
 }
 
 
-def crc32(data: Any, value: int = 0) -> int:
+def crc32(data: Any, value: int = 0, /) -> int:
     """IEEE CRC-32 of any bytes-like object, continuing from ``value`` (same as ``zlib.crc32``)."""
     return zlib.crc32(data, value)
 
