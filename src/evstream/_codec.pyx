@@ -18,7 +18,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
 from .errors import (
@@ -43,6 +43,7 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(PyObject *o)
     bint PyUnicode_IS_ASCII(object o)
     Py_ssize_t PyDict_GET_SIZE(object o)
+    int PyDict_Next(object p, Py_ssize_t *ppos, PyObject **pkey, PyObject **pvalue)
     unsigned long PyLong_AsUnsignedLongMask(object o) except? <unsigned long>-1
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
 
@@ -593,34 +594,36 @@ def decode(data, **limits):
 
 # ----------------------------------------------------------------------------------------- encoder
 
-cdef class _Writer:
-    """A growable byte buffer for one frame; the prelude is reserved at the front."""
-    cdef unsigned char *data
-    cdef Py_ssize_t length
+cdef struct _Writer:
+    # A growable byte buffer for one frame's prelude and headers; small frames never touch the heap.
+    unsigned char *data
+    Py_ssize_t length
+    Py_ssize_t capacity
+    unsigned char inline_data[512]
+
+
+cdef unsigned char *_reserve(_Writer *out, Py_ssize_t n) except NULL:
     cdef Py_ssize_t capacity
-
-    def __dealloc__(self):
-        free(self.data)
-
-    cdef unsigned char *reserve(self, Py_ssize_t n) except NULL:
-        cdef Py_ssize_t capacity
-        cdef unsigned char *grown
-        if self.length + n > self.capacity:
-            capacity = max(2 * self.capacity, self.length + n, 512)
-            grown = <unsigned char *>realloc(self.data, capacity)
-            if grown == NULL:
-                raise MemoryError()
-            self.data = grown
-            self.capacity = capacity
-        self.length += n
-        return self.data + self.length - n
+    cdef unsigned char *grown
+    if out.length + n > out.capacity:
+        capacity = max(2 * out.capacity, out.length + n)
+        grown = <unsigned char *>malloc(capacity)
+        if grown == NULL:
+            raise MemoryError()
+        memcpy(grown, out.data, out.length)
+        if out.data != out.inline_data:
+            free(out.data)
+        out.data = grown
+        out.capacity = capacity
+    out.length += n
+    return out.data + out.length - n
 
 
-cdef int _write_bytes(_Writer out, str name, int type_byte, const char *raw, Py_ssize_t n) except -1:
+cdef int _write_bytes(_Writer *out, str name, int type_byte, const char *raw, Py_ssize_t n) except -1:
     cdef unsigned char *p
     if n > MAX_VALUE_LENGTH:
         raise InvalidHeaderValue.too_long(name, type_byte, n)
-    p = out.reserve(3 + n)
+    p = _reserve(out, 3 + n)
     p[0] = <unsigned char>type_byte
     p[1] = <unsigned char>(n >> 8)
     p[2] = <unsigned char>n
@@ -628,9 +631,9 @@ cdef int _write_bytes(_Writer out, str name, int type_byte, const char *raw, Py_
     return 0
 
 
-cdef int _write_fixed(_Writer out, int type_byte, int64_t value) except -1:
+cdef int _write_fixed(_Writer *out, int type_byte, int64_t value) except -1:
     cdef Py_ssize_t size = 1 if type_byte == 2 else 2 if type_byte == 3 else 4 if type_byte == 4 else 8
-    cdef unsigned char *p = out.reserve(1 + size)
+    cdef unsigned char *p = _reserve(out, 1 + size)
     p[0] = <unsigned char>type_byte
     if size == 1:
         p[1] = <unsigned char>value
@@ -644,7 +647,7 @@ cdef int _write_fixed(_Writer out, int type_byte, int64_t value) except -1:
     return 0
 
 
-cdef int _write_value(_Writer out, str name, object value) except -1:
+cdef int _write_value(_Writer *out, str name, object value) except -1:
     cdef Py_ssize_t n
     cdef const char *raw
     cdef int overflow = 0
@@ -652,7 +655,7 @@ cdef int _write_value(_Writer out, str name, object value) except -1:
     cdef Py_buffer view
     cdef unsigned char *p
     if value is True or value is False:
-        out.reserve(1)[0] = 0 if value is True else 1
+        _reserve(out, 1)[0] = 0 if value is True else 1
     elif isinstance(value, str):
         try:
             raw = PyUnicode_AsUTF8AndSize(value, &n)
@@ -674,7 +677,7 @@ cdef int _write_value(_Writer out, str name, object value) except -1:
             PyBuffer_Release(&view)
     elif isinstance(value, _uuid.UUID):
         raw_uuid = value.bytes
-        p = out.reserve(17)
+        p = _reserve(out, 17)
         p[0] = 9
         memcpy(p + 1, PyBytes_AS_STRING(raw_uuid), 16)
     elif isinstance(value, _datetime.datetime):
@@ -684,7 +687,7 @@ cdef int _write_value(_Writer out, str name, object value) except -1:
     return 0
 
 
-cdef int _write_name(_Writer out, object name) except -1:
+cdef int _write_name(_Writer *out, object name) except -1:
     cdef Py_ssize_t n
     cdef const char *raw
     cdef unsigned char *p
@@ -696,7 +699,7 @@ cdef int _write_name(_Writer out, object name) except -1:
         raise InvalidHeaderName("not valid UTF-8") from None
     if not 0 < n <= MAX_NAME_LENGTH:
         raise InvalidHeaderName(f"{n} bytes, must be 1 to {MAX_NAME_LENGTH}")
-    p = out.reserve(1 + n)
+    p = _reserve(out, 1 + n)
     p[0] = <unsigned char>n
     memcpy(p + 1, raw, n)
     return 0
@@ -704,33 +707,47 @@ cdef int _write_name(_Writer out, object name) except -1:
 
 def encode(headers, payload=b""):
     """One frame with these headers (in iteration order) and this payload."""
-    cdef _Writer out = _Writer()
+    cdef _Writer out
     cdef Py_buffer view
     cdef Py_ssize_t headers_length, total
+    cdef Py_ssize_t position = 0
+    cdef PyObject *name
+    cdef PyObject *value
     cdef object frame
     cdef unsigned char *p
-    cdef uint32_t crc
-    if not isinstance(headers, _Mapping):
+    if type(headers) is not dict and not isinstance(headers, _Mapping):
         raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
-    out.reserve(PRELUDE_LENGTH)
-    for name, value in (headers.items() if type(headers) is not dict else (<dict>headers).items()):
-        _write_name(out, name)
-        _write_value(out, name, value)
-    headers_length = out.length - PRELUDE_LENGTH
-    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    out.data = out.inline_data
+    out.length = 0
+    out.capacity = sizeof(out.inline_data)
     try:
-        total = MIN_FRAME_LENGTH + headers_length + view.len
-        if <uint64_t>total > MAX_FRAME_LENGTH:
-            raise InvalidPayloadLength(view.len, MAX_FRAME_LENGTH - MIN_FRAME_LENGTH - headers_length)
-        frame = PyBytes_FromStringAndSize(NULL, total)
-        p = <unsigned char *>PyBytes_AS_STRING(frame)
-        _put32(out.data, <uint32_t>total)
-        _put32(out.data + 4, <uint32_t>headers_length)
-        _put32(out.data + 8, evs_crc32_software(0, out.data, 8))
-        memcpy(p, out.data, out.length)
-        memcpy(p + out.length, view.buf, view.len)
+        _reserve(&out, PRELUDE_LENGTH)
+        if type(headers) is dict:
+            while PyDict_Next(headers, &position, &name, &value):
+                _write_name(&out, <object>name)
+                _write_value(&out, <object>name, <object>value)
+        else:
+            for key, item in headers.items():
+                _write_name(&out, key)
+                _write_value(&out, key, item)
+        headers_length = out.length - PRELUDE_LENGTH
+        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        try:
+            total = MIN_FRAME_LENGTH + headers_length + view.len
+            if <uint64_t>total > MAX_FRAME_LENGTH:
+                raise InvalidPayloadLength(view.len, MAX_FRAME_LENGTH - MIN_FRAME_LENGTH - headers_length)
+            frame = PyBytes_FromStringAndSize(NULL, total)
+            p = <unsigned char *>PyBytes_AS_STRING(frame)
+            _put32(out.data, <uint32_t>total)
+            _put32(out.data + 4, <uint32_t>headers_length)
+            _put32(out.data + 8, evs_crc32_software(0, out.data, 8))
+            memcpy(p, out.data, out.length)
+            memcpy(p + out.length, view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
     finally:
-        PyBuffer_Release(&view)
-    crc = evs_crc32(_be32(p + 8), p + 8, total - 12)
-    _put32(p + total - 4, crc)
+        if out.data != out.inline_data:
+            free(out.data)
+    # The message CRC continues from the prelude CRC over bytes [8, total - 4).
+    _put32(p + total - 4, evs_crc32(_be32(p + 8), p + 8, total - 12))
     return frame
