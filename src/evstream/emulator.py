@@ -17,12 +17,16 @@ What a request produces is set by the server's :class:`Behavior`, overridden per
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import dataclasses
 import datetime
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -38,6 +42,7 @@ __all__ = [
     "FORMATS",
     "Behavior",
     "Emulator",
+    "EmulatorProcess",
     "EmulatorThread",
     "RecordedRequest",
     "generate_records",
@@ -81,9 +86,47 @@ _CONTENT_TYPES = {
 }
 # Multi-byte characters and newlines inside tokens, so parts cut anywhere exercise the reassembly.
 _WORDS = (
-    " Deep", " learning", " is", " naïve", " 日本語", " 🙂", " fun", ",", " and", "\n", " fast",
-    " café", " ünïcödé", ".", " streams", " \"quoted\"", " tab\t", " emoji 🚀🚀",
-)  # fmt: skip
+    " Event",
+    " streams",
+    " carry",
+    " each",
+    " token",
+    " from",
+    " the",
+    " model",
+    " to",
+    " you",
+    ",",
+    " one",
+    " frame",
+    " at",
+    " a",
+    " time",
+    ".",
+    "\n",
+    " Unicode",
+    " survives",
+    ":",
+    " café",
+    ",",
+    " naïve",
+    ",",
+    " 日本語",
+    ",",
+    " emoji",
+    " 🙂",
+    "🚀",
+    ".",
+    "\n",
+    ' "Quoted"',
+    " text",
+    " and",
+    " tabs",
+    "\t",
+    " too",
+    ".",
+    "\n",
+)
 # Part sizes used when parts straddle records: small and odd, so every cut lands inside lines, JSON
 # objects and multi-byte characters at some point.
 _STRADDLE_SIZES = (1, 2, 3, 5, 7, 11, 13, 17, 29, 64)
@@ -105,6 +148,7 @@ class Behavior:
     error_code: str = "ModelInvocationTimeExceeded"
     stall: float = 3600.0
     seed: int = 0
+    coalesce: bool = True  # when rate is 0: several HTTP chunks per socket write
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -123,7 +167,7 @@ class Behavior:
 
 
 def _token(i: int, seed: int) -> str:
-    return _WORDS[(i * 7 + seed) % len(_WORDS)]
+    return _WORDS[(i + seed) % len(_WORDS)]
 
 
 def generate_text(behavior: Behavior) -> str:
@@ -140,7 +184,7 @@ def generate_records(behavior: Behavior) -> Iterator[bytes]:
         if fmt == "raw":
             yield tok.encode()
         elif fmt == "lmi":
-            record = {"token": {"id": i, "text": tok, "log_prob": -0.5}}
+            record: dict[str, Any] = {"token": {"id": i, "text": tok, "log_prob": -0.5}}
             yield json.dumps(record, ensure_ascii=False).encode() + b"\n"
         elif fmt == "tgi":
             text.append(tok)
@@ -205,10 +249,17 @@ class _HTTPError(Exception):
 
 
 _REASONS = {
-    100: "Continue", 200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-    413: "Payload Too Large", 424: "Failed Dependency", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable",
-}  # fmt: skip
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    413: "Payload Too Large",
+    424: "Failed Dependency",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 _MAX_BODY = 6 * 1024 * 1024
 
 
@@ -223,33 +274,60 @@ def _chunk(data: bytes) -> bytes:
 
 
 class _Sender:
-    """Writes frames as HTTP chunks, grouped by ``chunk_events`` or re-cut by ``chunk_bytes``."""
+    """Writes frames as HTTP chunks, grouped by ``chunk_events`` or re-cut by ``chunk_bytes``.
+
+    With ``coalesce``, several HTTP chunks go out in one socket write (up to 16 KiB): the chunk framing
+    is unchanged, only the number of system calls drops, as in a busy real server.
+    """
+
+    _COALESCE = 16384
 
     def __init__(self, writer: asyncio.StreamWriter, behavior: Behavior) -> None:
         self.writer = writer
         self.group = behavior.chunk_events
         self.cut = behavior.chunk_bytes
+        self.coalesce = behavior.coalesce and not behavior.rate
         self.pending: list[bytes] = []
         self.carry = b""
+        self.out: list[bytes] = []
+        self.out_size = 0
 
     async def frame(self, frame: bytes) -> None:
         self.pending.append(frame)
         if len(self.pending) >= self.group:
-            await self.flush()
+            await self._emit()
 
-    async def flush(self) -> None:
-        if not self.pending:
-            return
+    async def _emit(self) -> None:
         data = b"".join(self.pending)
         self.pending.clear()
         if self.cut:
             data = self.carry + data
             whole = len(data) - len(data) % self.cut
             self.carry = data[whole:]
-            self.writer.write(b"".join(_chunk(data[i : i + self.cut]) for i in range(0, whole, self.cut)))
+            chunks = b"".join(_chunk(data[i : i + self.cut]) for i in range(0, whole, self.cut))
         else:
-            self.writer.write(_chunk(data))
+            chunks = _chunk(data)
+        if not self.coalesce:
+            self.writer.write(chunks)
+            await self.writer.drain()
+            return
+        self.out.append(chunks)
+        self.out_size += len(chunks)
+        if self.out_size >= self._COALESCE:
+            await self._write_out()
+
+    async def _write_out(self) -> None:
+        if self.out:
+            self.writer.write(b"".join(self.out))
+            self.out.clear()
+            self.out_size = 0
         await self.writer.drain()
+
+    async def flush(self) -> None:
+        """Everything so far onto the socket (before a pause, a fault or the end)."""
+        if self.pending:
+            await self._emit()
+        await self._write_out()
 
     async def end(self) -> None:
         await self.flush()
@@ -283,9 +361,10 @@ class Emulator:
         self.variant = variant
         self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=record)
         self.open_connections = 0
+        self.accepted_connections = 0
         self._attempts: collections.Counter[bytes] = collections.Counter()
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -308,8 +387,9 @@ class Emulator:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         self.open_connections += 1
+        self.accepted_connections += 1
         try:
             while await self._one_request(reader, writer):
                 pass
@@ -319,7 +399,7 @@ class Emulator:
             pass
         finally:
             self.open_connections -= 1
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
 
     async def _read_request(
@@ -376,9 +456,14 @@ class Emulator:
             elif path == "/invocations":
                 behavior = self._behavior(request)
                 await self._container(writer, behavior)
-            elif len(parts) == 3 and parts[0] == "endpoints" and parts[2] in (
-                "invocations-response-stream",
-                "invocations",
+            elif (
+                len(parts) == 3
+                and parts[0] == "endpoints"
+                and parts[2]
+                in (
+                    "invocations-response-stream",
+                    "invocations",
+                )
             ):
                 self._check_signature(request)
                 if self.upstream is not None:
@@ -389,6 +474,21 @@ class Emulator:
                     self._invoke(request, writer, behavior)
                 else:
                     return await self._stream(request, writer, behavior) and keep_alive
+            elif (
+                len(parts) == 3
+                and parts[0] == "model"
+                and parts[2] in ("invoke-with-response-stream", "invoke")
+            ):
+                # Bedrock Runtime: the same framing, chunk events carrying base64 in JSON.
+                self._check_signature(request)
+                behavior = self._behavior(request)
+                behavior = await self._pre_stream_fault(request, behavior, bedrock=True)
+                if parts[2] == "invoke":
+                    body = b"".join(generate_records(dataclasses.replace(behavior, straddle=False)))
+                    headers = {"x-amzn-RequestId": str(uuid.uuid4())}
+                    self._write_simple(writer, 200, body, _CONTENT_TYPES[behavior.format], headers)
+                else:
+                    return await self._stream(request, writer, behavior, bedrock=True) and keep_alive
             else:
                 raise _HTTPError(404, "UnknownOperationException", f"No route for {path}")
         except _HTTPError as exc:
@@ -412,7 +512,9 @@ class Emulator:
         except (TypeError, ValueError) as exc:
             raise _HTTPError(400, "ValidationError", str(exc)) from None
 
-    async def _pre_stream_fault(self, request: RecordedRequest, behavior: Behavior) -> Behavior:
+    async def _pre_stream_fault(
+        self, request: RecordedRequest, behavior: Behavior, *, bedrock: bool = False
+    ) -> Behavior:
         """Raise or stall for a fault before the stream; returns the behavior for the stream itself."""
         if not behavior.fault:
             return behavior
@@ -426,6 +528,13 @@ class Emulator:
             return dataclasses.replace(behavior, fault="")
         elif behavior.fault in HTTP_FAULTS:
             status, error_type, message = HTTP_FAULTS[behavior.fault]
+            if bedrock:
+                status, error_type = _BEDROCK_ERRORS[error_type]
+                if error_type == "ModelErrorException":
+                    raise _HTTPError(
+                        status, error_type, message, originalStatusCode=500, resourceName="model"
+                    )
+                raise _HTTPError(status, error_type, message)
             if error_type == "ModelError":
                 raise _HTTPError(
                     status,
@@ -453,9 +562,13 @@ class Emulator:
         return headers
 
     def _write_simple(
-        self, writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str,
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        body: bytes,
+        content_type: str,
         extra: Mapping[str, str] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         headers = {**(extra or {}), "Content-Type": content_type, "Content-Length": str(len(body))}
         writer.write(_response_head(status, headers) + body)
 
@@ -470,8 +583,21 @@ class Emulator:
         content_type = headers.pop("X-Amzn-SageMaker-Content-Type")
         self._write_simple(writer, 200, body, content_type, headers)
 
-    async def _stream(self, request: RecordedRequest, writer: asyncio.StreamWriter, behavior: Behavior) -> bool:
-        headers = self._response_headers(request, _CONTENT_TYPES[behavior.format])
+    async def _stream(
+        self,
+        request: RecordedRequest,
+        writer: asyncio.StreamWriter,
+        behavior: Behavior,
+        *,
+        bedrock: bool = False,
+    ) -> bool:
+        if bedrock:
+            headers = {
+                "x-amzn-RequestId": str(uuid.uuid4()),
+                "X-Amzn-Bedrock-Content-Type": _CONTENT_TYPES[behavior.format],
+            }
+        else:
+            headers = self._response_headers(request, _CONTENT_TYPES[behavior.format])
         headers["Content-Type"] = "application/vnd.amazon.eventstream"
         headers["Transfer-Encoding"] = "chunked"
         writer.write(_response_head(200, headers))
@@ -481,32 +607,43 @@ class Emulator:
         loop_yield = 0
         for n, part in enumerate(split_parts(behavior)):
             if n == behavior.after and behavior.fault in STREAM_FAULTS:
-                if not await self._stream_fault(sender, behavior):
-                    return False
+                outcome = await self._stream_fault(sender, behavior, bedrock)
+                if outcome != "continue":
+                    return outcome == "ended"
             if interval:
                 await sender.flush()
                 delay = start + n * interval - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await sender.frame(encode(_EVENT_HEADERS, part))
+            await sender.frame(_bedrock_chunk(part) if bedrock else encode(_EVENT_HEADERS, part))
             loop_yield += 1
-            if loop_yield == 64:  # let other streams run when the socket never pushes back
+            if loop_yield == 256:  # let other streams run when the socket never pushes back
                 loop_yield = 0
                 await asyncio.sleep(0)
         if behavior.after >= behavior.tokens and behavior.fault in STREAM_FAULTS:
-            if not await self._stream_fault(sender, behavior):
-                return False
+            outcome = await self._stream_fault(sender, behavior, bedrock)
+            if outcome != "continue":
+                return outcome == "ended"
         await sender.end()
         return True
 
-    async def _stream_fault(self, sender: _Sender, behavior: Behavior) -> bool:
-        """Inject the fault; returns False when the connection must be dropped."""
+    async def _stream_fault(self, sender: _Sender, behavior: Behavior, bedrock: bool = False) -> str:
+        """Inject the fault: "continue" the stream, "ended" (body ended cleanly) or "dropped"."""
         fault = behavior.fault
         await sender.flush()
         if fault == "stall":
             await asyncio.sleep(behavior.stall)
-            return True
-        if fault == "model-stream-error":
+            return "continue"
+        if fault == "model-stream-error" and bedrock:
+            body: dict[str, Any] = {
+                "message": "Emulated model stream error",
+                "originalStatusCode": 500,
+                "originalMessage": "model failed",
+            }
+            frame = _exception_frame("modelStreamErrorException", body)
+        elif fault == "internal-stream-failure" and bedrock:
+            frame = _exception_frame("internalServerException", {"message": "Emulated internal server error"})
+        elif fault == "model-stream-error":
             body = {"Message": "Emulated model stream error", "ErrorCode": behavior.error_code}
             frame = _exception_frame("ModelStreamError", body)
         elif fault == "internal-stream-failure":
@@ -523,26 +660,26 @@ class Emulator:
             frame = encode(_EVENT_HEADERS, b"cut short")
             sender.writer.write(_chunk(frame[: len(frame) // 2]) + b"0\r\n\r\n")
             await sender.writer.drain()
-            return False
+            return "ended"  # the HTTP body itself ended cleanly: the connection stays usable
         elif fault == "disconnect":
             sender.writer.close()
-            return False
+            return "dropped"
         elif fault == "corrupt":
-            frame = bytearray(encode(_EVENT_HEADERS, b"corrupted payload"))
-            frame[-6] ^= 0xFF
-            sender.writer.write(_chunk(bytes(frame)))
+            corrupted = bytearray(encode(_EVENT_HEADERS, b"corrupted payload"))
+            corrupted[-6] ^= 0xFF
+            sender.writer.write(_chunk(bytes(corrupted)))
             await sender.writer.drain()
-            return True
+            return "continue"
         else:  # huge-length: a valid prelude for a 1 GiB frame; a decoder must refuse it up front
             prelude = (1 << 30).to_bytes(4, "big") + (0).to_bytes(4, "big")
             sender.writer.write(_chunk(prelude + zlib.crc32(prelude).to_bytes(4, "big")))
             await sender.writer.drain()
             sender.writer.close()
-            return False
-        # Real SageMaker ends the stream after an in-stream exception.
+            return "dropped"
+        # Real SageMaker ends the stream after an in-stream exception, with a clean end of the body.
         sender.writer.write(_chunk(frame) + b"0\r\n\r\n")
         await sender.writer.drain()
-        return False
+        return "ended"
 
     async def _container(self, writer: asyncio.StreamWriter, behavior: Behavior) -> None:
         """The model container API: raw records as chunked HTTP, as a TGI or LMI container sends them."""
@@ -567,7 +704,9 @@ class Emulator:
         try:
             up_reader, up_writer = await asyncio.open_connection(host, port)
         except OSError as exc:
-            raise _HTTPError(424, "ModelError", f"cannot reach the container: {exc}", OriginalStatusCode=502) from None
+            raise _HTTPError(
+                424, "ModelError", f"cannot reach the container: {exc}", OriginalStatusCode=502
+            ) from None
         try:
             forward = {
                 "Host": f"{host}:{port}",
@@ -651,7 +790,26 @@ async def _upstream_body(reader: asyncio.StreamReader, headers: Mapping[str, str
             yield data
 
 
-def _exception_frame(exception_type: str, body: Mapping[str, str]) -> bytes:
+_BEDROCK_ERRORS = {
+    "ValidationError": (400, "ValidationException"),
+    "ModelError": (424, "ModelErrorException"),
+    "ServiceUnavailable": (503, "ServiceUnavailableException"),
+    "InternalFailure": (500, "InternalServerException"),
+    "ThrottlingException": (429, "ThrottlingException"),
+}
+_CHUNK_HEADERS = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
+
+
+def _bedrock_chunk(part: bytes) -> bytes:
+    # "p" pads the event as Bedrock does, so frame sizes do not reveal the token length.
+    payload = {
+        "bytes": base64.b64encode(part).decode(),
+        "p": "abcdefghijklmnopqrstuvwxyz"[: 1 + len(part) % 26],
+    }
+    return encode(_CHUNK_HEADERS, json.dumps(payload).encode())
+
+
+def _exception_frame(exception_type: str, body: Mapping[str, Any]) -> bytes:
     headers = {
         ":exception-type": exception_type,
         ":content-type": "application/json",
@@ -708,7 +866,14 @@ def verify_sigv4(
         return f"Signed header {exc} is missing"
     payload_hash = request.headers.get("x-amz-content-sha256") or hashlib.sha256(request.body).hexdigest()
     canonical = "\n".join(
-        [request.method, canonical_uri, canonical_query, canonical_headers, ";".join(signed_headers), payload_hash]
+        [
+            request.method,
+            canonical_uri,
+            canonical_query,
+            canonical_headers,
+            ";".join(signed_headers),
+            payload_hash,
+        ]
     )
     scope = f"{date}/{region}/{service}/{terminator}"
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
@@ -719,6 +884,41 @@ def verify_sigv4(
     if not hmac.compare_digest(expected, signature):
         return "The request signature we calculated does not match the signature you provided"
     return None
+
+
+class EmulatorProcess:
+    """``python -m evstream serve --port 0 ARGS`` in a child process (benchmarks and the demo measure the
+    client's CPU without the endpoint's)."""
+
+    def __init__(self, *args: str) -> None:
+        command = [sys.executable, "-m", "evstream", "serve", "--port", "0", *args]
+        env = dict(os.environ)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "listening on " not in line:
+            self.close()
+            raise RuntimeError(f"the endpoint did not start: {line!r}")
+        self.url = line.rsplit(" ", 1)[-1].strip()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class EmulatorThread:

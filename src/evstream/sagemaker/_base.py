@@ -3,9 +3,10 @@ and the mapping of decoded messages to payloads or errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import Config, Request, build_request
@@ -102,7 +103,34 @@ class BaseClient:
         return random.uniform(0, cap)
 
 
-def response_dict(body: Any, status: int, headers: Mapping[str, str], attempts: int) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class Operation:
+    """What differs between the streaming operations that share this machinery."""
+
+    event_type: str  # :event-type of the data events
+    outer: str  # boto3's event shape: {outer: {inner: bytes}}
+    inner: str
+    body_key: str  # the response member holding the stream
+    members: tuple[tuple[str, str], ...]  # response member <- lower-case header
+    decode: Callable[[bytes], bytes] | None = None  # event payload -> the bytes users get
+
+
+SAGEMAKER = Operation(
+    "PayloadPart",
+    "PayloadPart",
+    "Bytes",
+    "Body",
+    (
+        ("ContentType", "x-amzn-sagemaker-content-type"),
+        ("InvokedProductionVariant", "x-amzn-invoked-production-variant"),
+        ("CustomAttributes", "x-amzn-sagemaker-custom-attributes"),
+    ),
+)
+
+
+def response_dict(
+    operation: Operation, body: Any, status: int, headers: Mapping[str, str], attempts: int
+) -> dict[str, Any]:
     """boto3's response shape; optional members are present only when the service sent them."""
     lowered = {k.lower(): v for k, v in headers.items()}
     response: dict[str, Any] = {
@@ -112,13 +140,9 @@ def response_dict(body: Any, status: int, headers: Mapping[str, str], attempts: 
             "HTTPHeaders": lowered,
             "RetryAttempts": attempts - 1,
         },
-        "Body": body,
+        operation.body_key: body,
     }
-    for member, header in (
-        ("ContentType", "x-amzn-sagemaker-content-type"),
-        ("InvokedProductionVariant", "x-amzn-invoked-production-variant"),
-        ("CustomAttributes", "x-amzn-sagemaker-custom-attributes"),
-    ):
+    for member, header in operation.members:
         if header in lowered:
             response[member] = lowered[header]
     return response
@@ -133,8 +157,12 @@ def non_payload(headers: Mapping[str, Any], payload: bytes, request_id: str | No
 
 
 def first_byte_timeout(timeout: float, request_id: str | None) -> FirstByteTimeout:
-    return FirstByteTimeout(f"No event within first_byte_timeout={timeout:g} s", timeout, request_id=request_id)
+    return FirstByteTimeout(
+        f"No event within first_byte_timeout={timeout:g} s", timeout, request_id=request_id
+    )
 
 
 def event_timeout(timeout: float, request_id: str | None) -> EventTimeout:
-    return EventTimeout(f"No event within event_timeout={timeout:g} s of the last one", timeout, request_id=request_id)
+    return EventTimeout(
+        f"No event within event_timeout={timeout:g} s of the last one", timeout, request_id=request_id
+    )

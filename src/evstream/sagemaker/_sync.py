@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import http.client
 import os
-import threading
+import socket
 import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from .. import Decoder, TruncatedStream
 from .. import lines as _lines
-from ._base import EVENTSTREAM, BaseClient, event_timeout, first_byte_timeout, non_payload, response_dict
+from ._base import (
+    EVENTSTREAM,
+    SAGEMAKER,
+    BaseClient,
+    Operation,
+    event_timeout,
+    first_byte_timeout,
+    non_payload,
+    response_dict,
+)
 from .config import Config, Request
 from .errors import (
     ConnectionFailed,
@@ -32,7 +36,21 @@ from .errors import (
 
 __all__ = ["Client", "EventStream"]
 
-_READ = 65536
+_READ = 65536  # the most read1() returns at once from a body with a Content-Length
+
+
+class _ChunkError(Exception):
+    pass
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk whose line int() refused: with extensions, cut short, or malformed."""
+    if not line:
+        raise _ChunkError("the connection closed before the end of the chunked body")
+    try:
+        return int(line.split(b";", 1)[0], 16)
+    except ValueError:
+        raise _ChunkError(f"invalid chunk size line {line[:40]!r}") from None
 
 
 class Client(BaseClient):
@@ -84,9 +102,12 @@ class Client(BaseClient):
         retried with backoff when retryable; so are in-stream failures until the first event is
         delivered. ``response["Body"]`` is an :class:`EventStream`."""
         request = self._prepare(params, "invocations-response-stream")
-        stream = EventStream(self, request)
+        return self._invoke(request, SAGEMAKER)
+
+    def _invoke(self, request: Request, operation: Operation) -> dict[str, Any]:
+        stream = EventStream(self, request, operation)
         stream._start()
-        return response_dict(stream, stream._status, stream._headers, stream._attempts)
+        return response_dict(operation, stream, stream._status, stream._headers, stream._attempts)
 
     # -- transport ----------------------------------------------------------------------------------
 
@@ -106,13 +127,16 @@ class Client(BaseClient):
                 preload_content=False,
                 decode_content=False,
             )
-        except ConnectTimeoutError as exc:
-            raise ConnectTimeout(f"No connection within connect_timeout={self.config.connect_timeout:g} s: {exc}",
-                                 self.config.connect_timeout) from None  # fmt: skip
-        except ReadTimeoutError:
-            raise first_byte_timeout(self.config.first_byte_timeout, None) from None
+        # NewConnectionError subclasses ConnectTimeoutError: test it first.
         except NewConnectionError as exc:
             raise ConnectionFailed(f"Could not connect to {self.endpoint_url}: {exc}") from None
+        except ConnectTimeoutError as exc:
+            raise ConnectTimeout(
+                f"No connection within connect_timeout={self.config.connect_timeout:g} s: {exc}",
+                self.config.connect_timeout,
+            ) from None
+        except ReadTimeoutError:
+            raise first_byte_timeout(self.config.first_byte_timeout, None) from None
         except (HTTPError, OSError) as exc:
             raise ConnectionFailed(f"Connection to {self.endpoint_url} failed: {exc}") from None
 
@@ -125,9 +149,10 @@ class EventStream:
     a ``with`` block) closes the connection; a stream read to its end returns it to the pool.
     """
 
-    def __init__(self, client: Client, request: Request) -> None:
+    def __init__(self, client: Client, request: Request, operation: Operation = SAGEMAKER) -> None:
         self._client = client
         self._request = request
+        self._operation = operation
         self._response: urllib3.BaseHTTPResponse | None = None
         self._status = 0
         self._headers: dict[str, str] = {}
@@ -165,66 +190,129 @@ class EventStream:
             body = b""
             response.close()
         if response.status == 200:
-            return IncompleteStream(f"Expected an event stream, got Content-Type {response.headers.get('content-type')!r}")
+            return IncompleteStream(
+                f"Expected an event stream, got Content-Type {response.headers.get('content-type')!r}"
+            )
         return service_error(response.status, {k.lower(): v for k, v in response.headers.items()}, body)
 
     # -- reading ----------------------------------------------------------------------------------
 
     def payloads(self) -> Iterator[bytes]:
-        """The raw bytes of each PayloadPart, as the container sent them."""
+        """The raw bytes of each PayloadPart (Bedrock: of each chunk), as the model sent them."""
+        return self._iterate(False)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """boto3's events: ``{"PayloadPart": {"Bytes": b"..."}}`` (Bedrock: ``{"chunk": {"bytes": ...}}``)."""
+        return self._iterate(True)
+
+    def _iterate(self, boto_shape: bool) -> Iterator[Any]:
         config = self._client.config
         while True:
             try:
-                for payload in self._parts():
-                    self._delivered = True
-                    yield payload
+                yield from self._read(boto_shape)
                 return
             except SageMakerRuntimeError as exc:
                 self._abort()
-                if self._delivered or not exc.retryable or self._attempts >= config.max_attempts or self._closed:
+                if (
+                    self._delivered
+                    or not exc.retryable
+                    or self._attempts >= config.max_attempts
+                    or self._closed
+                ):
                     raise
             # Nothing was delivered yet: send the request again.
             time.sleep(self._client._backoff(self._attempts))
             self._start()
 
-    def _parts(self) -> Iterator[bytes]:
+    def _read(self, boto_shape: bool) -> Iterator[Any]:
         response = self._response
         if response is None:
             if self._closed:
                 return
             raise RuntimeError("the stream was already consumed")
-        decoder = Decoder()
-        feed = decoder.feed
-        chunked = response.chunked
-        chunks = response.read_chunked(decode_content=False) if chunked else iter(lambda: response.read1(_READ), b"")
+        # The body is read here, straight from http.client's response and its buffered socket reader:
+        # urllib3's read_chunked() costs three times as much CPU per chunk, and tokens arrive one per
+        # chunk. A chunked body (what the service sends) is parsed inline; a body with a Content-Length
+        # goes through http.client's read1().
+        original: http.client.HTTPResponse = response._original_response  # type: ignore[attr-defined]
+        fp = original.fp
+        if fp is None:
+            raise IncompleteStream("The response body was already closed", request_id=self.request_id)
+        chunked = bool(response.chunked)
+        readline = fp.readline
+        read = fp.read
+        read1 = original.read1
+        feed = Decoder().feed
         request_id = self.request_id
-        waiting = True  # for the first event: first_byte_timeout applies, then event_timeout
+        waiting = not self._delivered  # first_byte_timeout until the first event, then event_timeout
+        operation = self._operation
+        event_type, outer, inner, decode = (
+            operation.event_type,
+            operation.outer,
+            operation.inner,
+            operation.decode,
+        )
         try:
-            for chunk in chunks:
-                for message in feed(chunk):
+            while True:
+                if chunked:
+                    line = readline(1026)
+                    try:
+                        size = int(line, 16)
+                    except ValueError:
+                        size = _chunk_size(line)
+                    if not size:
+                        while readline(1026) not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        break
+                    data = read(size + 2)
+                    if len(data) != size + 2 or data[-2:] != b"\r\n":
+                        raise _ChunkError(f"cut short inside an HTTP chunk ({len(data)} of {size + 2} bytes)")
+                    messages = feed(data[:-2])
+                else:
+                    data = read1(_READ)
+                    if not data:
+                        if original.length:  # read1() ends quietly on a body shorter than announced
+                            raise _ChunkError(f"{original.length} bytes of the Content-Length never came")
+                        break
+                    messages = feed(data)
+                for message in messages:
                     headers = message.headers
-                    if headers.get(":event-type") == "PayloadPart":
+                    if headers.get(":event-type") == event_type:
                         if waiting:
                             waiting = False
+                            self._delivered = True
                             self._set_read_timeout(response, self._client.config.event_timeout)
-                        yield message.payload
+                        payload = message.payload if decode is None else decode(message.payload)
+                        yield {outer: {inner: payload}} if boto_shape else payload
                     else:
                         error = non_payload(headers, message.payload, request_id)
                         if error is not None:
                             raise error
-            decoder.close()
-        except ReadTimeoutError:
+            feed.__self__.close()  # type: ignore[attr-defined]
+        except socket.timeout:
             config = self._client.config
             if waiting:
                 raise first_byte_timeout(config.first_byte_timeout, request_id) from None
             raise event_timeout(config.event_timeout, request_id) from None
         except TruncatedStream as exc:
-            raise IncompleteStream(f"The response body ended inside an event-stream frame: {exc}", exc.buffered,
-                                   request_id=request_id) from None  # fmt: skip
-        except (ProtocolError, HTTPError, OSError) as exc:
+            raise IncompleteStream(
+                f"The response body ended inside an event-stream frame: {exc}",
+                exc.buffered,
+                request_id=request_id,
+            ) from None
+        except (_ChunkError, http.client.HTTPException) as exc:
             raise IncompleteStream(f"The response body was cut short: {exc}", request_id=request_id) from None
+        except OSError as exc:
+            raise IncompleteStream(
+                f"The connection failed inside the response body: {exc}", request_id=request_id
+            ) from None
+        except ValueError:
+            if self._closed:  # close() was called between two events: the file is closed under us
+                return
+            raise
         # Read to the end: the connection goes back to the pool for the next call.
         self._response = None
+        original.close()
         response.release_conn()
 
     @staticmethod
@@ -233,11 +321,6 @@ class EventStream:
         sock = getattr(connection, "sock", None)
         if sock is not None:
             sock.settimeout(timeout)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        """boto3's events: ``{"PayloadPart": {"Bytes": b"..."}}``."""
-        for payload in self.payloads():
-            yield {"PayloadPart": {"Bytes": payload}}
 
     def text(self) -> Iterator[str]:
         """The payloads decoded as UTF-8, characters split across parts reassembled."""
@@ -284,7 +367,6 @@ class EventStream:
 
 
 _CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
-_CLIENTS_LOCK = threading.Lock()
 
 
 def _reset_after_fork() -> None:

@@ -39,7 +39,7 @@ class Config:
     max_attempts: int = 3  # attempts in all, only before the first event is delivered
     backoff_base: float = 0.1
     backoff_max: float = 5.0
-    service: str = "sagemaker"  # the SigV4 signing name
+    service: str = "sagemaker"  # the SigV4 signing name: "sagemaker", or "bedrock" for Bedrock Runtime
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_pool_connections < 1:
@@ -66,7 +66,10 @@ class Config:
             raise ParamValidationError("No region: pass region_name, set AWS_REGION or configure a profile")
         if not re.fullmatch(r"[a-z0-9-]+", region):
             raise ParamValidationError(f"Invalid region name {region!r}")
-        prefix = "runtime-fips.sagemaker" if self.use_fips_endpoint else "runtime.sagemaker"
+        if self.service == "bedrock":
+            prefix = "bedrock-runtime-fips" if self.use_fips_endpoint else "bedrock-runtime"
+        else:
+            prefix = "runtime-fips.sagemaker" if self.use_fips_endpoint else "runtime.sagemaker"
         suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
         return f"https://{prefix}.{region}.{suffix}"
 
@@ -131,7 +134,7 @@ class Request:
     body: bytes
 
 
-def read_body(body: Any) -> bytes:
+def read_body(body: Any, limit: int = MAX_BODY) -> bytes:
     """Body as bytes: bytes-like, str (UTF-8) or a file-like object (read whole: it is at most 6 MiB and a
     retry must send it again)."""
     if isinstance(body, (bytes, bytearray, memoryview)):
@@ -139,12 +142,14 @@ def read_body(body: Any) -> bytes:
     elif isinstance(body, str):
         data = body.encode()
     elif hasattr(body, "read"):
-        content = body.read(MAX_BODY + 1)
+        content = body.read(limit + 1)
         data = content.encode() if isinstance(content, str) else bytes(content)
     else:
-        raise ParamValidationError(f"Body must be bytes, str or a file-like object, not {type(body).__name__}")
-    if len(data) > MAX_BODY:
-        raise ParamValidationError(f"Body is over the service's limit of {MAX_BODY} bytes")
+        raise ParamValidationError(
+            f"Body must be bytes, str or a file-like object, not {type(body).__name__}"
+        )
+    if len(data) > limit:
+        raise ParamValidationError(f"Body is over the service's limit of {limit} bytes")
     return data
 
 
@@ -160,7 +165,8 @@ def build_request(params: Mapping[str, Any], *, path_suffix: str = "invocations-
         raise ParamValidationError("EndpointName is required")
     if len(name) > 63 or not _NAME.fullmatch(name):
         raise ParamValidationError(
-            f"Invalid EndpointName {name!r}: 1-63 letters, digits and hyphens, starting and ending with a letter or digit"
+            f"Invalid EndpointName {name!r}: 1-63 letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
         )
     if "Body" not in params:
         raise ParamValidationError("Body is required")

@@ -74,9 +74,19 @@ class ModelStreamError(StreamError):
 
     code = "ModelStreamError"
 
-    def __init__(self, message: str, error_code: str | None = None, *, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        error_code: str | None = None,
+        *,
+        request_id: str | None = None,
+        original_status_code: int | None = None,
+        original_message: str | None = None,
+    ) -> None:
         super().__init__(message, request_id=request_id)
-        self.error_code = error_code  # ModelInvocationTimeExceeded or StreamBroken
+        self.error_code = error_code  # SageMaker: ModelInvocationTimeExceeded or StreamBroken
+        self.original_status_code = original_status_code  # Bedrock's modelStreamErrorException
+        self.original_message = original_message
 
     def __str__(self) -> str:
         return f"{self.message} (ErrorCode: {self.error_code})" if self.error_code else self.message
@@ -86,9 +96,6 @@ class ModelStreamError(StreamError):
         response = super().response
         response["Error"]["ErrorCode"] = self.error_code
         return response
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.message, self.error_code), {"request_id": self.request_id}
 
 
 class InternalStreamFailure(StreamError):
@@ -101,12 +108,17 @@ class InternalStreamFailure(StreamError):
 class UnmodelledStreamError(StreamError):
     """A ``:message-type=error`` event, or an exception type this client does not know."""
 
-    def __init__(self, message: str, code: str, *, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str = "UnknownError",
+        *,
+        request_id: str | None = None,
+        retryable: bool = False,
+    ) -> None:
         super().__init__(message, request_id=request_id)
         self.code = code
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.message, self.code), {"request_id": self.request_id}
+        self.retryable = retryable
 
 
 class IncompleteStream(SageMakerRuntimeError, TruncatedStream):
@@ -117,13 +129,16 @@ class IncompleteStream(SageMakerRuntimeError, TruncatedStream):
 
     retryable = True  # only ever acted on before the first event is delivered
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.message), self.__dict__
+
     def __init__(self, message: str, buffered: int = 0, *, request_id: str | None = None) -> None:
-        SageMakerRuntimeError.__init__(self, message, request_id=request_id)
+        # Not TruncatedStream.__init__: its message describes the frame, this one the HTTP body.
+        Exception.__init__(self, message)
+        self.message = message
+        self.request_id = request_id
         self.buffered = buffered
         self.expected = None
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.message, self.buffered), {"request_id": self.request_id}
 
 
 # -- transport errors ----------------------------------------------------------------------------
@@ -144,9 +159,6 @@ class StreamTimeout(SageMakerRuntimeError, TimeoutError):
 
     def __str__(self) -> str:
         return self.message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.message, self.timeout), {"request_id": self.request_id}
 
 
 class ConnectTimeout(StreamTimeout):
@@ -194,12 +206,14 @@ class ServiceError(SageMakerRuntimeError):
         return response
 
     def __reduce__(self) -> tuple[Any, ...]:
-        state = {"status_code": self.status_code, "code": self.code, "request_id": self.request_id, "body": self.body}
-        return _rebuild_service_error, (type(self), self.message, state)
+        return _rebuild, (type(self), self.message), self.__dict__
 
 
-def _rebuild_service_error(cls: type[ServiceError], message: str, state: dict[str, Any]) -> ServiceError:
-    return cls(message, **state)
+def _rebuild(cls: type[SageMakerRuntimeError], message: str) -> SageMakerRuntimeError:
+    """An instance without __init__: pickle then restores its __dict__ (every attribute)."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    return error
 
 
 class ValidationError(ServiceError):
@@ -213,9 +227,10 @@ class ModelError(ServiceError):
 
     def __init__(self, message: str, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        self.original_status_code: int | None = self.body.get("OriginalStatusCode")
-        self.original_message: str | None = self.body.get("OriginalMessage")
-        self.log_stream_arn: str | None = self.body.get("LogStreamArn")
+        body = self.body
+        self.original_status_code: int | None = body.get("OriginalStatusCode", body.get("originalStatusCode"))
+        self.original_message: str | None = body.get("OriginalMessage", body.get("originalMessage"))
+        self.log_stream_arn: str | None = body.get("LogStreamArn")
 
 
 class InternalFailure(ServiceError):
@@ -234,11 +249,18 @@ class ThrottlingException(ServiceError):
 
 
 _SERVICE_ERRORS: dict[str, type[ServiceError]] = {
-    cls.code: cls for cls in (ValidationError, ModelError, InternalFailure, ServiceUnavailable, ThrottlingException)
+    cls.code: cls
+    for cls in (ValidationError, ModelError, InternalFailure, ServiceUnavailable, ThrottlingException)
 }
-# Other names the service and its front ends use for throttling.
+# Other names for the same failures: throttling as other front ends say it, and Bedrock Runtime's names.
 for _name in ("Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded"):
     _SERVICE_ERRORS[_name] = ThrottlingException
+_SERVICE_ERRORS.update(
+    ValidationException=ValidationError,
+    ModelErrorException=ModelError,
+    InternalServerException=InternalFailure,
+    ServiceUnavailableException=ServiceUnavailable,
+)
 _BY_STATUS: dict[int, type[ServiceError]] = {
     400: ValidationError,
     424: ModelError,
@@ -259,14 +281,23 @@ def service_error(status: int, headers: Mapping[str, str], body: bytes) -> Servi
     code = headers.get("x-amzn-errortype") or document.get("__type") or document.get("code") or ""
     # "ValidationError:http://internal.amazon.com/coral/..." and "com.amazon...#ValidationError"
     code = code.split(":", 1)[0].rsplit("#", 1)[-1]
-    message = document.get("Message") or document.get("message") or body.decode("utf-8", "replace") or f"HTTP {status}"
+    message = (
+        document.get("Message")
+        or document.get("message")
+        or body.decode("utf-8", "replace")
+        or f"HTTP {status}"
+    )
     request_id = headers.get("x-amzn-requestid")
-    if code:
-        # A type this client does not model (AccessDeniedException, ...) stays a plain ServiceError.
-        cls = _SERVICE_ERRORS.get(code, ServiceError)
-    else:
-        cls = _BY_STATUS.get(status, ServiceError)
-    return cls(message, status_code=status, code=code or cls.code or f"HTTP{status}", request_id=request_id, body=document)
+    # Known types get their class; a type this client does not model (AccessDeniedException, ...)
+    # stays a plain ServiceError; without a type, the status decides.
+    cls = _SERVICE_ERRORS.get(code, ServiceError) if code else _BY_STATUS.get(status, ServiceError)
+    return cls(
+        message,
+        status_code=status,
+        code=code or cls.code or f"HTTP{status}",
+        request_id=request_id,
+        body=document,
+    )
 
 
 def stream_exception(headers: Mapping[str, Any], payload: bytes, request_id: str | None) -> StreamError:
@@ -282,11 +313,20 @@ def stream_exception(headers: Mapping[str, Any], payload: bytes, request_id: str
     except ValueError:
         document = {"Message": payload.decode("utf-8", "replace")}
     message = str(document.get("Message") or document.get("message") or "")
-    if exception_type == "ModelStreamError":
-        return ModelStreamError(message, document.get("ErrorCode"), request_id=request_id)
-    if exception_type == "InternalStreamFailure":
+    if exception_type in ("ModelStreamError", "modelStreamErrorException"):
+        return ModelStreamError(
+            message,
+            document.get("ErrorCode"),
+            request_id=request_id,
+            original_status_code=document.get("originalStatusCode"),
+            original_message=document.get("originalMessage"),
+        )
+    if exception_type in ("InternalStreamFailure", "internalServerException"):
         return InternalStreamFailure(message, request_id=request_id)
-    return UnmodelledStreamError(message, exception_type or "UnknownException", request_id=request_id)
+    retryable = exception_type in ("throttlingException", "serviceUnavailableException")
+    return UnmodelledStreamError(
+        message, exception_type or "UnknownException", request_id=request_id, retryable=retryable
+    )
 
 
 class NoCredentialsError(SageMakerRuntimeError):

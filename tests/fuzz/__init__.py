@@ -1,0 +1,1 @@
+"""Fuzzing the decoder (a package so its conftest does not shadow tests/conftest.py)."""

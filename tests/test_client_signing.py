@@ -1,0 +1,198 @@
+"""SigV4 (awscrt) checked by the endpoint's own hashlib verifier, and boto3's credential sources."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emulator_support import body
+
+import evstream.sagemaker as sm
+from evstream.emulator import EmulatorThread
+
+KEYS = {
+    "AKIDONE": "secret-one",
+    "AKIDTWO": "secret-two",
+    "AKIDENV": "secret-env",
+    "AKIDPROFILE": "secret-profile",
+}
+
+
+@pytest.fixture(scope="module")
+def signed_endpoint() -> Iterator[EmulatorThread]:
+    with EmulatorThread(credentials=KEYS) as server:
+        yield server
+
+
+@pytest.fixture()
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No credentials anywhere but where a test puts them (and no instance metadata lookups)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path
+
+
+def stream(runtime: Any) -> list[Any]:
+    return list(
+        runtime.invoke_endpoint_with_response_stream(EndpointName="signed", Body=body(tokens=2))["Body"]
+    )
+
+
+def last_access_key(server: EmulatorThread) -> str:
+    request = server.emulator.requests[-1]
+    assert request.signature_valid is True
+    credential = request.headers["authorization"].split("Credential=", 1)[1].split(",", 1)[0]
+    access_key, _date, region, service, _ = credential.split("/")
+    assert (region, service) == ("us-east-1", "sagemaker")  # signing name sagemaker, not sagemaker-runtime
+    return access_key
+
+
+def test_explicit_keys(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    runtime = sm.client(
+        region_name="us-east-1",
+        endpoint_url=signed_endpoint.url,
+        aws_access_key_id="AKIDONE",
+        aws_secret_access_key="secret-one",
+    )
+    assert len(stream(runtime)) == 2
+    assert last_access_key(signed_endpoint) == "AKIDONE"
+
+
+def test_wrong_secret_is_refused_and_not_retried(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    runtime = sm.client(
+        region_name="us-east-1",
+        endpoint_url=signed_endpoint.url,
+        aws_access_key_id="AKIDONE",
+        aws_secret_access_key="wrong",
+    )
+    before = len(signed_endpoint.emulator.requests)
+    with pytest.raises(sm.ServiceError) as info:
+        stream(runtime)
+    assert info.value.status_code == 403
+    assert info.value.code == "InvalidSignatureException"
+    assert len(signed_endpoint.emulator.requests) == before + 1
+
+
+def test_session_token_is_sent_and_signed(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    runtime = sm.client(
+        region_name="us-east-1",
+        endpoint_url=signed_endpoint.url,
+        aws_access_key_id="AKIDTWO",
+        aws_secret_access_key="secret-two",
+        aws_session_token="token-xyz",
+    )
+    stream(runtime)
+    request = signed_endpoint.emulator.requests[-1]
+    assert request.headers["x-amz-security-token"] == "token-xyz"
+    assert "x-amz-security-token" in request.headers["authorization"]
+    assert request.signature_valid is True
+
+
+def test_environment(
+    signed_endpoint: EmulatorThread, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-env")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    runtime = sm.client(endpoint_url=signed_endpoint.url)
+    assert runtime.region == "us-east-1"
+    stream(runtime)
+    assert last_access_key(signed_endpoint) == "AKIDENV"
+
+
+def test_shared_profile(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    (isolated / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIDONE\naws_secret_access_key = secret-one\n"
+        "[dev]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = secret-profile\n"
+    )
+    (isolated / "config").write_text("[profile dev]\nregion = us-east-1\n")
+    runtime = sm.client(endpoint_url=signed_endpoint.url, profile_name="dev")
+    stream(runtime)
+    assert last_access_key(signed_endpoint) == "AKIDPROFILE"
+
+
+def test_boto3_session(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    boto3 = pytest.importorskip("boto3")
+    session = boto3.Session(
+        aws_access_key_id="AKIDTWO", aws_secret_access_key="secret-two", region_name="us-east-1"
+    )
+    runtime = sm.client(endpoint_url=signed_endpoint.url, session=session)
+    stream(runtime)
+    assert last_access_key(signed_endpoint) == "AKIDTWO"
+
+
+def test_refreshable_credentials_rotate(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    import botocore.credentials
+    import botocore.session
+
+    keys = itertools.cycle([("AKIDONE", "secret-one"), ("AKIDTWO", "secret-two")])
+
+    def refresh() -> dict[str, Any]:
+        access_key, secret_key = next(keys)
+        # Inside botocore's mandatory refresh window, so every signature asks for fresh keys.
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+        return {
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "token": None,
+            "expiry_time": expiry.isoformat(),
+        }
+
+    session = botocore.session.Session()
+    session._credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+        refresh(), refresh, "test"
+    )
+    runtime = sm.client(region_name="us-east-1", endpoint_url=signed_endpoint.url, session=session)
+    seen = set()
+    for _ in range(3):
+        stream(runtime)
+        seen.add(last_access_key(signed_endpoint))
+    assert seen == {"AKIDONE", "AKIDTWO"}
+
+
+def test_no_credentials(isolated: Path) -> None:
+    with pytest.raises(sm.NoCredentialsError, match="Unable to locate credentials"):
+        sm.client(region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+
+
+def test_unsigned(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    runtime = sm.client(endpoint_url=signed_endpoint.url, sign=False)
+    with pytest.raises(sm.ServiceError) as info:
+        stream(runtime)
+    assert info.value.status_code == 403
+    assert "authorization" not in signed_endpoint.emulator.requests[-1].headers
+
+
+def test_async_client_signs(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    async def main() -> int:
+        async with sm.async_client(
+            region_name="us-east-1",
+            endpoint_url=signed_endpoint.url,
+            aws_access_key_id="AKIDTWO",
+            aws_secret_access_key="secret-two",
+        ) as runtime:
+            response = await runtime.invoke_endpoint_with_response_stream(
+                EndpointName="signed", Body=body(tokens=3)
+            )
+            return len([event async for event in response["Body"]])
+
+    assert asyncio.run(main()) == 3
+    assert last_access_key(signed_endpoint) == "AKIDTWO"
