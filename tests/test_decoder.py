@@ -335,3 +335,47 @@ def test_twins_raise_identical_errors(both_codecs: tuple[ModuleType, ModuleType]
                 codec.decode(frame)
             errors.append((type(exc.value), str(exc.value)))
         assert errors[0] == errors[1]
+
+
+def test_error_property(codec: ModuleType) -> None:
+    decoder = codec.Decoder()
+    assert decoder.error is None
+    bad = bytearray(token_frame())
+    bad[-1] ^= 1
+    assert len(decoder.feed(token_frame() + bytes(bad))) == 1
+    assert isinstance(decoder.error, evstream.MessageChecksumMismatch)
+    with pytest.raises(evstream.MessageChecksumMismatch) as exc:
+        decoder.feed(b"")
+    assert exc.value is decoder.error
+
+
+def test_untyped_values_are_botocore_s(codec: ModuleType) -> None:
+    frame = raw_frame(ALL_TYPES, b"body")
+    [message] = codec.Decoder(typed_values=False).feed(frame)
+    assert [type(v) for v in message.headers.values()] == [
+        bool, bool, int, int, int, int, bytes, str, int, bytes, str, bytes,
+    ]
+    assert message.headers["uuid"] == bytes(range(16))
+    assert message.headers["i64"] == -(2**63) and message.headers["ts"] == -1
+
+
+def test_message_type_and_frame_fields(codec: ModuleType) -> None:
+    class Tagged(codec.Message):  # type: ignore[name-defined,misc]
+        __slots__ = ()
+
+        def tag(self) -> str:
+            return "tagged"
+
+    frame = token_frame("abc")
+    for chunk in (len(frame), 1):
+        decoder = codec.Decoder(message_type=Tagged)
+        messages = []
+        for pos in range(0, len(frame), chunk):
+            messages += decoder.feed(frame[pos : pos + chunk])
+        [message] = messages
+        assert type(message) is Tagged and message.tag() == "tagged"
+        assert message.payload == b"abc"
+        assert message._headers_length == struct.unpack(">I", frame[4:8])[0]
+        assert message._crc == struct.unpack(">I", frame[-4:])[0]
+    with pytest.raises(TypeError, match="^message_type must be Message or a subclass of it"):
+        codec.Decoder(message_type=dict)

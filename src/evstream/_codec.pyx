@@ -167,6 +167,12 @@ cdef inline void _put64(unsigned char *p, uint64_t v) noexcept nogil:
     _put32(p + 4, <uint32_t>v)
 
 
+def _check_message_type(message_type):
+    if not (isinstance(message_type, type) and issubclass(message_type, Message)):
+        raise TypeError(f"message_type must be Message or a subclass of it, not {message_type!r}")
+    return message_type
+
+
 def _check_limit(str name, value):
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -241,13 +247,19 @@ cdef object _new_str(const unsigned char *p, Py_ssize_t n, _CacheEntry *cache, o
 
 # ----------------------------------------------------------------------------------------- message
 
-@cython.final
 @cython.freelist(64)
 cdef class Message:
-    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes)."""
+    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes).
+
+    A decoder also records the frame's headers-block length and message CRC (``_headers_length``,
+    ``_crc``; 0 for a message built by hand), for adapters that show the frame layout (botocore's
+    ``prelude`` and ``crc``).
+    """
 
     cdef public object headers
     cdef public object payload
+    cdef readonly uint32_t _headers_length
+    cdef readonly uint32_t _crc
 
     def __init__(self, headers, payload):
         self.headers = headers
@@ -271,16 +283,32 @@ cdef class Message:
         return Message, (self.headers, self.payload)
 
 
-cdef inline Message _new_message(dict headers, object payload):
-    cdef Message message = Message.__new__(Message)
+cdef inline Message _new_message(type message_type, dict headers, object payload,
+                                 uint32_t headers_length, uint32_t crc):
+    cdef Message message
+    if message_type is Message:
+        message = Message.__new__(Message)
+    else:
+        message = message_type.__new__(message_type)
     message.headers = headers
     message.payload = payload
+    message._headers_length = headers_length
+    message._crc = crc
     return message
 
 
 # ----------------------------------------------------------------------------------------- headers
 
-cdef object _fixed_value(int type_byte, const unsigned char *p):
+cdef object _fixed_value(int type_byte, const unsigned char *p, bint typed):
+    if not typed:
+        # botocore's values: plain ints whatever the width, timestamps as int milliseconds.
+        if type_byte == 2:
+            return <long>(<signed char>p[0])
+        if type_byte == 3:
+            return <long>(<int16_t>_be16(p))
+        if type_byte == 4:
+            return <long>(<int32_t>_be32(p))
+        return <long long>(<int64_t>_be64(p))
     if type_byte == 2:
         return Int8(<signed char>p[0])
     if type_byte == 3:
@@ -292,8 +320,8 @@ cdef object _fixed_value(int type_byte, const unsigned char *p):
     return Timestamp(<int64_t>_be64(p))
 
 
-cdef dict _decode_headers(const unsigned char *p, const unsigned char *end):
-    """The headers block [p, end) as a dict, in wire order."""
+cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint typed):
+    """The headers block [p, end) as a dict, in wire order (``typed``: see Decoder)."""
     cdef dict headers = {}
     cdef Py_ssize_t name_length, length, size
     cdef Py_ssize_t count = 0
@@ -340,12 +368,14 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end):
             size = 1 if type_byte == 2 else 2 if type_byte == 3 else 4 if type_byte == 4 else 8
             if end - p < size:
                 raise InvalidHeaderValue.truncated(name, type_byte, size, end - p)
-            value = _fixed_value(type_byte, p)
+            value = _fixed_value(type_byte, p, typed)
             p += size
         elif type_byte == 9:
             if end - p < 16:
                 raise InvalidHeaderValue.truncated(name, type_byte, 16, end - p)
-            value = _uuid.UUID(bytes=PyBytes_FromStringAndSize(<const char *>p, 16))
+            value = PyBytes_FromStringAndSize(<const char *>p, 16)
+            if typed:
+                value = _uuid.UUID(bytes=value)
             p += 16
         else:
             raise UnknownHeaderType(name, type_byte)
@@ -365,10 +395,16 @@ cdef class Decoder:
 
     If a chunk completes messages and then holds a bad frame, the messages are returned and the error
     is raised by the next ``feed()`` or ``close()``; a failed decoder stays failed.
+
+    ``message_type`` (Message or a subclass) is the class of the messages made. With
+    ``typed_values=False`` header values come as botocore gives them: every integer width and
+    timestamps as plain int, uuids as 16 raw bytes (they then no longer re-encode to the same types).
     """
 
     cdef readonly uint64_t max_payload_length
     cdef readonly uint64_t max_headers_length
+    cdef readonly type message_type
+    cdef readonly bint typed_values
     cdef object _error
     cdef bint _busy
     # The frame in progress when one straddles chunks (_have == 0: none).
@@ -385,9 +421,12 @@ cdef class Decoder:
     cdef Py_ssize_t _payload_capacity
 
     def __init__(self, max_payload_length=DEFAULT_MAX_PAYLOAD_LENGTH,
-                 max_headers_length=DEFAULT_MAX_HEADERS_LENGTH):
+                 max_headers_length=DEFAULT_MAX_HEADERS_LENGTH, *, message_type=Message,
+                 bint typed_values=True):
         self.max_payload_length = _check_limit("max_payload_length", max_payload_length)
         self.max_headers_length = _check_limit("max_headers_length", max_headers_length)
+        self.message_type = _check_message_type(message_type)
+        self.typed_values = typed_values
 
     def __dealloc__(self):
         self._release_frame()
@@ -400,6 +439,11 @@ cdef class Decoder:
         self._payload = NULL
         self._payload_capacity = 0
         self._have = 0
+
+    @property
+    def error(self):
+        """The error this decoder failed with (raised again by every call), or None."""
+        return self._error
 
     @property
     def buffered(self):
@@ -444,7 +488,7 @@ cdef class Decoder:
             if self._have == 0 and size - pos >= PRELUDE_LENGTH:
                 total = self._check_prelude(data + pos)
                 if size - pos >= total:
-                    messages.append(_frame_message(data + pos, total))
+                    messages.append(self._frame_message(data + pos, total))
                     pos += total
                     continue
             pos += self._assemble(data + pos, size - pos, messages)
@@ -553,7 +597,8 @@ cdef class Decoder:
         cdef object payload
         if self._crc != expected:
             raise MessageChecksumMismatch(expected, self._crc)
-        headers = {} if self._headers == NULL else _decode_headers(self._headers, self._headers + (self._headers_end - PRELUDE_LENGTH))
+        headers = {} if self._headers == NULL else _decode_headers(
+            self._headers, self._headers + (self._headers_end - PRELUDE_LENGTH), self.typed_values)
         if self._payload == NULL:
             payload = b""
         else:
@@ -562,26 +607,30 @@ cdef class Decoder:
             self._payload = NULL
             self._payload_capacity = 0
         self._release_frame()
-        return _new_message(headers, payload)
+        return _new_message(self.message_type, headers, payload, self._headers_end - PRELUDE_LENGTH,
+                            expected)
 
-
-cdef Message _frame_message(const unsigned char *p, uint32_t total):
-    """The message of one whole frame at ``p`` whose prelude is already checked."""
-    cdef uint32_t expected = _be32(p + total - 4)
-    # The message CRC continues from the prelude CRC (verified equal to the CRC of bytes [0, 8)).
-    cdef uint32_t calculated
-    cdef const unsigned char *headers_end = p + PRELUDE_LENGTH + _be32(p + 4)
-    if total >= NOGIL_THRESHOLD:
-        with nogil:
+    cdef Message _frame_message(self, const unsigned char *p, uint32_t total):
+        """The message of one whole frame at ``p`` whose prelude is already checked."""
+        cdef uint32_t expected = _be32(p + total - 4)
+        cdef uint32_t headers_length = _be32(p + 4)
+        cdef const unsigned char *headers_end = p + PRELUDE_LENGTH + headers_length
+        cdef uint32_t calculated
+        # The message CRC continues from the prelude CRC (verified equal to the CRC of bytes [0, 8)).
+        if total >= NOGIL_THRESHOLD:
+            with nogil:
+                calculated = evs_crc32(_be32(p + 8), p + 8, total - 12)
+        else:
             calculated = evs_crc32(_be32(p + 8), p + 8, total - 12)
-    else:
-        calculated = evs_crc32(_be32(p + 8), p + 8, total - 12)
-    if calculated != expected:
-        raise MessageChecksumMismatch(expected, calculated)
-    return _new_message(
-        _decode_headers(p + PRELUDE_LENGTH, headers_end),
-        PyBytes_FromStringAndSize(<const char *>headers_end, (p + total - 4) - headers_end),
-    )
+        if calculated != expected:
+            raise MessageChecksumMismatch(expected, calculated)
+        return _new_message(
+            self.message_type,
+            _decode_headers(p + PRELUDE_LENGTH, headers_end, self.typed_values),
+            PyBytes_FromStringAndSize(<const char *>headers_end, (p + total - 4) - headers_end),
+            headers_length,
+            expected,
+        )
 
 
 def decode(data, **limits):

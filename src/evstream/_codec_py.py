@@ -67,13 +67,20 @@ def crc32(data: Any, value: int = 0, /) -> int:
 
 
 class Message:
-    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes)."""
+    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes).
 
-    __slots__ = ("headers", "payload")
+    A decoder also records the frame's headers-block length and message CRC (``_headers_length``,
+    ``_crc``; 0 for a message built by hand), for adapters that show the frame layout (botocore's
+    ``prelude`` and ``crc``).
+    """
+
+    __slots__ = ("_crc", "_headers_length", "headers", "payload")
 
     def __init__(self, headers: dict[str, Any], payload: bytes) -> None:
         self.headers = headers
         self.payload = payload
+        self._headers_length = 0
+        self._crc = 0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):
@@ -105,23 +112,52 @@ def _check_limit(name: str, value: int) -> int:
     return value
 
 
-class Decoder:
-    """Incremental decoder: feed chunks of any size, get every message they complete."""
+def _check_message_type(message_type: Any) -> type[Message]:
+    if not (isinstance(message_type, type) and issubclass(message_type, Message)):
+        raise TypeError(f"message_type must be Message or a subclass of it, not {message_type!r}")
+    return message_type
 
-    __slots__ = ("_buffer", "_error", "_frame_length", "max_headers_length", "max_payload_length")
+
+class Decoder:
+    """Incremental decoder: feed chunks of any size, get every message they complete.
+
+    ``message_type`` (Message or a subclass) is the class of the messages made. With
+    ``typed_values=False`` header values come as botocore gives them: every integer width and
+    timestamps as plain int, uuids as 16 raw bytes (they then no longer re-encode to the same types).
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_error",
+        "_frame_length",
+        "max_headers_length",
+        "max_payload_length",
+        "message_type",
+        "typed_values",
+    )
 
     def __init__(
         self,
         max_payload_length: int = DEFAULT_MAX_PAYLOAD_LENGTH,
         max_headers_length: int = DEFAULT_MAX_HEADERS_LENGTH,
+        *,
+        message_type: type[Message] = Message,
+        typed_values: bool = True,
     ) -> None:
         self.max_payload_length = _check_limit("max_payload_length", max_payload_length)
         self.max_headers_length = _check_limit("max_headers_length", max_headers_length)
+        self.message_type = _check_message_type(message_type)
+        self.typed_values = bool(typed_values)
         # Bytes of the one frame in progress; grows only as its bytes arrive.
         self._buffer = bytearray()
         # total_length of the frame in progress once its prelude is verified, else 0.
         self._frame_length = 0
         self._error: EventStreamError | None = None
+
+    @property
+    def error(self) -> EventStreamError | None:
+        """The error this decoder failed with (raised again by every call), or None."""
+        return self._error
 
     @property
     def buffered(self) -> int:
@@ -199,8 +235,7 @@ class Decoder:
             raise InvalidPayloadLength(payload_length, self.max_payload_length)
         return total  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _parse_frame(data: memoryview, pos: int, total: int) -> Message:
+    def _parse_frame(self, data: memoryview, pos: int, total: int) -> Message:
         crc_at = pos + total - 4
         (expected,) = _u32.unpack_from(data, crc_at)
         calculated = zlib.crc32(data[pos:crc_at])
@@ -208,11 +243,16 @@ class Decoder:
             raise MessageChecksumMismatch(expected, calculated)
         (headers_length,) = _u32.unpack_from(data, pos + 4)
         headers_end = pos + _PRELUDE_LENGTH + headers_length
-        headers = _decode_headers(data, pos + _PRELUDE_LENGTH, headers_end)
-        return Message(headers, data[headers_end:crc_at].tobytes())
+        headers = _decode_headers(data, pos + _PRELUDE_LENGTH, headers_end, self.typed_values)
+        message = self.message_type.__new__(self.message_type)
+        message.headers = headers
+        message.payload = data[headers_end:crc_at].tobytes()
+        message._headers_length = headers_length
+        message._crc = expected
+        return message
 
 
-def _decode_headers(data: memoryview, pos: int, end: int) -> dict[str, Any]:
+def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) -> dict[str, Any]:
     headers: dict[str, Any] = {}
     while pos < end:
         name_length = data[pos]
@@ -240,7 +280,7 @@ def _decode_headers(data: memoryview, pos: int, end: int) -> dict[str, Any]:
             if pos + unpacker.size > end:
                 raise InvalidHeaderValue.truncated(name, type_byte, unpacker.size, end - pos)
             (number,) = unpacker.unpack_from(data, pos)
-            value = number if kind is int else kind(number)
+            value = kind(number) if typed and kind is not int else number
             pos += unpacker.size
         elif type_byte == 6 or type_byte == 7:
             if pos + 2 > end:
@@ -262,7 +302,9 @@ def _decode_headers(data: memoryview, pos: int, end: int) -> dict[str, Any]:
         elif type_byte == 9:
             if pos + 16 > end:
                 raise InvalidHeaderValue.truncated(name, type_byte, 16, end - pos)
-            value = uuid.UUID(bytes=data[pos : pos + 16].tobytes())
+            value = data[pos : pos + 16].tobytes()
+            if typed:
+                value = uuid.UUID(bytes=value)
             pos += 16
         else:
             raise UnknownHeaderType(name, type_byte)
