@@ -314,7 +314,7 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
     return headers
 
 
-def decode(data: Any, **limits: int) -> list[Message]:
+def decode(data: Any, **limits: Any) -> list[Message]:
     """Every message of a whole stream; an incomplete tail raises ``TruncatedStream``."""
     decoder = Decoder(**limits)
     messages = decoder.feed(data)

@@ -24,7 +24,6 @@ import importlib.util
 import struct
 import sys
 import threading
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from types import ModuleType
@@ -32,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import evstream
 from evstream import errors as _ev
-from evstream.headers import Int8, Int16, Int64, Timestamp
 
 try:
     import botocore.eventstream as _bc  # type: ignore[import-untyped]
@@ -221,90 +219,66 @@ def _drop_in_error(exc: _ev.EventStreamError) -> ParserError:
 
 # ---------------------------------------------------------------------------------------- messages
 
-_PRELUDE = struct.Struct(">III")
-# Header value types botocore gives as they are; anything else is converted by _botocore_headers.
-_PLAIN = frozenset({str, bytes, bool, int})
-
-
-def _botocore_headers(headers: dict[str, Any]) -> dict[str, Any]:
-    """botocore's view of typed values: uuid -> 16 raw bytes, Int8/16/64 and Timestamp -> int."""
-    return {
-        name: value.bytes if isinstance(value, uuid.UUID) else int(value) if type(value) in _SIZED else value
-        for name, value in headers.items()
-    }
-
-
-_SIZED = frozenset({Int8, Int16, Int64, Timestamp})
+_LENGTHS = struct.Struct(">II")
 
 
 class EventStreamMessage(_BcEventStreamMessage):
-    """A decoded message with botocore's shape (and an instance of botocore's ``EventStreamMessage``).
+    """A decoded message with botocore's shape, and an instance of botocore's ``EventStreamMessage``.
 
-    ``prelude`` and ``crc`` are computed on first access from the decoded headers and payload (exact: a
-    decoded frame re-encodes to the same bytes); botocore's own event parsing never reads them.
+    The decoder makes these directly (a subclass per codec, see ``_message_type``) with botocore's
+    header values; ``prelude`` and ``crc`` come from the lengths and CRC the decoder recorded, and are
+    built only when read (botocore's own event parsing never reads them).
     """
-
-    # headers/payload are what every consumer reads: plain slots. _source keeps the decoder's message
-    # when its header values were converted (its typed values re-encode exactly), for prelude/crc.
-    __slots__ = ("_crc", "_prelude", "_source", "headers", "payload")
-
-    headers: dict[str, Any]
-    payload: bytes
-    _source: Any
 
     def __init__(self, prelude: Any, headers: dict[str, Any], payload: bytes, crc: int) -> None:
         # botocore's constructor signature, for code that builds messages itself.
-        self._prelude = prelude
         self.headers = headers
         self.payload = payload
-        self._crc = crc
+        self._given_prelude = prelude
+        self._given_crc = crc
 
     @property
     def prelude(self) -> Any:
         """A ``botocore.eventstream.MessagePrelude`` (total_length, headers_length, crc, ...)."""
-        try:
-            return self._prelude
-        except AttributeError:
-            self._compute_frame_fields()
-            return self._prelude
+        given = self.__dict__.get("_given_prelude")
+        if given is not None:
+            return given
+        headers_length: int = self._headers_length  # type: ignore[attr-defined]
+        total = 16 + headers_length + len(self.payload)
+        return _BcMessagePrelude(total, headers_length, evstream.crc32(_LENGTHS.pack(total, headers_length)))
 
     @prelude.setter
     def prelude(self, value: Any) -> None:
-        self._prelude = value
+        self._given_prelude = value
 
     @property
     def crc(self) -> int:
         """The message CRC (of every byte of the frame before it)."""
-        try:
-            return self._crc
-        except AttributeError:
-            self._compute_frame_fields()
-            return self._crc
+        given = self.__dict__.get("_given_crc")
+        return self._crc if given is None else given  # type: ignore[attr-defined,no-any-return]
 
     @crc.setter
     def crc(self, value: int) -> None:
-        self._crc = value
-
-    def _compute_frame_fields(self) -> None:
-        # The decoder's typed headers when they were converted for botocore, else the same dict.
-        try:
-            headers = self._source.headers
-        except AttributeError:
-            headers = self.headers
-        # Encoding the headers alone gives the headers block; the payload is only CRC'd, never copied.
-        block = memoryview(evstream.encode(headers))[12:-4]
-        payload = self.payload
-        total = 16 + len(block) + len(payload)
-        prelude_crc = evstream.crc32(struct.pack(">II", total, len(block)))
-        head = _PRELUDE.pack(total, len(block), prelude_crc)
-        self._prelude = _BcMessagePrelude(total, len(block), prelude_crc)
-        self._crc = evstream.crc32(payload, evstream.crc32(block, evstream.crc32(head)))
+        self._given_crc = value
 
     def __repr__(self) -> str:
         return f"EventStreamMessage(headers={self.headers!r}, payload={self.payload!r})"
 
 
-_new_message = object.__new__
+_message_types: dict[type, type] = {}
+
+
+def _message_type(codec_message: type) -> type:
+    """``EventStreamMessage`` on a codec's ``Message``: what that codec's decoder instantiates."""
+    try:
+        return _message_types[codec_message]
+    except KeyError:
+        made = type(
+            "EventStreamMessage",
+            (EventStreamMessage, codec_message),
+            {"__slots__": (), "__module__": __name__, "__doc__": EventStreamMessage.__doc__},
+        )
+        return _message_types.setdefault(codec_message, made)
 
 
 # ------------------------------------------------------------------------------------------ buffer
@@ -321,7 +295,7 @@ class EventStreamBuffer:
     the default is the one ``evstream`` loaded.
     """
 
-    __slots__ = ("_decoder", "_error", "_probe", "_ready")
+    __slots__ = ("_decoder", "_error", "_ready")
 
     def __init__(
         self,
@@ -331,52 +305,47 @@ class EventStreamBuffer:
         codec: ModuleType | None = None,
     ) -> None:
         decoder_type = evstream.Decoder if codec is None else codec.Decoder
+        # The decoder's own module, so that a Decoder swapped into evstream brings its Message along.
+        codec_message = importlib.import_module(decoder_type.__module__).Message
         self._decoder = decoder_type(
-            max_payload_length=max_payload_length, max_headers_length=max_headers_length
+            max_payload_length=max_payload_length,
+            max_headers_length=max_headers_length,
+            message_type=_message_type(codec_message),
+            typed_values=False,
         )
         self._ready: deque[Any] = deque()
         self._error: ParserError | None = None
-        # True when the last feed returned messages: the decoder may hold an error for after them.
-        self._probe = False
 
     def add_data(self, data: Any) -> None:
-        """Decode ``data``; errors are kept for ``next()`` so they surface where botocore raises them."""
-        if self._error is not None:
-            return
+        """Decode ``data``; an error is kept for ``next()``, where botocore raises it."""
         try:
             messages = self._decoder.feed(data)
-        except _ev.EventStreamError as exc:
-            self._error = _drop_in_error(exc)
-            return
+        except _ev.EventStreamError:
+            return  # the decoder keeps it (Decoder.error)
         if messages:
             self._ready.extend(messages)
-            self._probe = True
 
     def close(self) -> None:
         """Not in botocore: raise ``TruncatedStream`` if the data ended inside a frame."""
-        self._check()
+        self._raise_if_failed()
         try:
             self._decoder.close()
-        except _ev.EventStreamError as exc:
-            self._error = _drop_in_error(exc)
-            raise self._error.with_traceback(None) from None
+        except _ev.EventStreamError:
+            self._raise_if_failed()
 
-    def _check(self) -> None:
-        """Raise the error that follows the messages already handed out, if there is one."""
-        if self._probe:
-            self._probe = False
-            try:
-                self._decoder.feed(b"")
-            except _ev.EventStreamError as exc:
-                self._error = _drop_in_error(exc)
-        if self._error is not None:
+    def _raise_if_failed(self) -> None:
+        """Raise the decoder's error (once the messages before it are handed out) as a drop-in error."""
+        error = self._decoder.error
+        if error is not None:
+            if self._error is None:
+                self._error = _drop_in_error(error)
             raise self._error.with_traceback(None)
 
     def next(self) -> EventStreamMessage:
         """The next complete message; ``StopIteration`` until more data completes one."""
         if self._ready:
-            return _wrap(self._ready.popleft())
-        self._check()
+            return self._ready.popleft()  # type: ignore[no-any-return]
+        self._raise_if_failed()
         raise StopIteration
 
     __next__ = next
@@ -384,41 +353,11 @@ class EventStreamBuffer:
     def __iter__(self) -> Iterator[EventStreamMessage]:
         # A generator, not `return self`: a Python __next__ that ends in StopIteration costs more than
         # decoding a small frame, and botocore and aiobotocore take a fresh iterator after every chunk.
-        # _wrap and _check are inlined: a call costs as much as the work.
         ready = self._ready
-        plain = _PLAIN
         while ready:
-            source = ready.popleft()
-            message = _new_message(EventStreamMessage)
-            headers = source.headers
-            for value in headers.values():
-                if type(value) not in plain:
-                    message._source = source
-                    headers = _botocore_headers(headers)
-                    break
-            message.headers = headers
-            message.payload = source.payload
-            yield message
-        if self._probe:
-            self._probe = False
-            try:
-                self._decoder.feed(b"")
-            except _ev.EventStreamError as exc:
-                self._error = _drop_in_error(exc)
-        if self._error is not None:
-            raise self._error.with_traceback(None)
-
-
-def _wrap(source: Any) -> EventStreamMessage:
-    """The botocore-shaped message for a decoded one (what __iter__ does inline)."""
-    message: EventStreamMessage = _new_message(EventStreamMessage)
-    headers = source.headers
-    if not _PLAIN.issuperset(map(type, headers.values())):
-        message._source = source
-        headers = _botocore_headers(headers)
-    message.headers = headers
-    message.payload = source.payload
-    return message
+            yield ready.popleft()
+        if self._decoder.error is not None:
+            self._raise_if_failed()
 
 
 # ----------------------------------------------------------------------------------------- install
