@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (each trial's closures run and finish inside that trial)
 """Threads: crc32 and decoders under concurrency, in both implementations.
 
 * crc32 (every kernel) is right when called from many threads at once on large inputs, and releases
@@ -28,7 +29,8 @@ from typing import Any
 import pytest
 
 import evstream
-from frames import raw_frame, string_header
+
+from frames import header, raw_frame, string_header
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -352,7 +354,7 @@ import sys, threading, json
 sys.path[:0] = [{tests!r}]
 import importlib
 codec = importlib.import_module({module!r})
-from frames import raw_frame, string_header
+from frames import header, raw_frame, string_header
 sys.setswitchinterval(1e-6)
 frames = [(str(i), bytes([i]) * 1_000_000) for i in range(30)]
 stream = b"".join(raw_frame(string_header("n", n), p) for n, p in frames)
@@ -413,3 +415,60 @@ def test_shared_decoder_concurrent_feed_raises_runtime_error(module: str) -> Non
     *messages, count = report["busy"]
     assert count > 0, f"no RuntimeError although feed() calls overlapped: {report}"
     assert all(re.search(BUSY, m) for m in messages), report
+
+
+def test_close_racing_header_decoding_never_returns_a_wrong_message(
+    codec: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A frame assembled across chunks; its Int8 header is decoded through Python code, where the GIL
+    # can pass to another thread. Here that is made certain: the Int8 class used by the decoder is
+    # replaced by one that, the first time, lets thread B call close() and waits for it. The feeding
+    # thread must then get the right message or an error; never a message with a lost payload (and,
+    # under ASan, the rest of the headers block must not be read after close() freed it).
+    from evstream.headers import Int8
+
+    in_decode, closed = threading.Event(), threading.Event()
+
+    class Pausing(Int8):
+        __slots__ = ()
+
+        def __new__(cls, value: int) -> Any:  # type: ignore[misc]
+            if not in_decode.is_set():
+                in_decode.set()
+                closed.wait(10)  # releases the GIL: B runs close() now
+            return Int8(value)
+
+    if hasattr(codec, "_FIXED"):  # the twin maps wire types to classes in a table
+        monkeypatch.setitem(codec._FIXED, 2, (codec._FIXED[2][0], Pausing))
+    else:
+        monkeypatch.setattr(codec, "Int8", Pausing)
+    block = header(b"i8", 2, b"\x05") + b"".join(header(f"u{i}".encode(), 9, bytes(range(16))) for i in range(50))
+    frame = raw_frame(block, b"p" * 5000)
+    decoder = codec.Decoder()
+    got: list[Any] = []
+    outcome: dict[str, Any] = {}
+
+    def a() -> None:
+        try:
+            assert decoder.feed(frame[:-2]) == []
+            got.extend(decoder.feed(frame[-2:]))  # completes the frame: headers decoded now
+        except (evstream.EventStreamError, RuntimeError) as exc:
+            outcome["a"] = exc
+
+    def b() -> None:
+        assert in_decode.wait(10)
+        try:
+            decoder.close()
+            outcome["b"] = None
+        except (evstream.EventStreamError, RuntimeError) as exc:
+            outcome["b"] = exc
+        finally:
+            closed.set()
+
+    run_threads([a, b])
+    assert in_decode.is_set()
+    assert "b" in outcome
+    for message in got:
+        assert message.payload == b"p" * 5000, f"wrong message returned after a racing close(): {message!r}"[:300]
+        assert message.headers["i8"] == 5 and len(message.headers) == 51
+    assert got or "a" in outcome

@@ -474,6 +474,8 @@ cdef class Decoder:
 
     def close(self):
         """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""
+        if self._busy:
+            raise RuntimeError("Decoder.close() called while another thread is feeding the same decoder")
         if self._error is not None:
             raise self._error.with_traceback(None)
         if self._have:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+import threading
 import uuid
 import zlib
 from collections.abc import Mapping
@@ -128,6 +129,7 @@ class Decoder:
 
     __slots__ = (
         "_buffer",
+        "_busy",
         "_error",
         "_frame_length",
         "max_headers_length",
@@ -153,6 +155,8 @@ class Decoder:
         # total_length of the frame in progress once its prelude is verified, else 0.
         self._frame_length = 0
         self._error: EventStreamError | None = None
+        # Held by feed(): a second thread feeding the same decoder gets a RuntimeError, as in C.
+        self._busy = threading.Lock()
 
     @property
     def error(self) -> EventStreamError | None:
@@ -172,6 +176,8 @@ class Decoder:
         """
         if self._error is not None:
             raise self._error.with_traceback(None)
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError("Decoder.feed() called while another thread is feeding the same decoder")
         messages: list[Message] = []
         try:
             self._feed(_as_bytes_view(data), messages)
@@ -179,10 +185,14 @@ class Decoder:
             self._error = exc
             if not messages:
                 raise
+        finally:
+            self._busy.release()
         return messages
 
     def close(self) -> None:
         """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""
+        if self._busy.locked():
+            raise RuntimeError("Decoder.close() called while another thread is feeding the same decoder")
         if self._error is not None:
             raise self._error.with_traceback(None)
         if self._buffer:

@@ -96,7 +96,7 @@ def fix_crcs(data: bytes) -> bytes:
     out = bytearray(data)
     pos = 0
     while len(out) - pos >= 12:
-        total, headers_length, _ = _PRELUDE.unpack_from(out, pos)
+        total, _, _ = _PRELUDE.unpack_from(out, pos)
         struct.pack_into(">I", out, pos + 8, zlib.crc32(out[pos : pos + 8]))
         if total < 16 or len(out) - pos < total:
             break
@@ -204,7 +204,7 @@ def check(data: bytes) -> None:
         check_stream(fixed, rng)
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' name
+def TestOneInput(data: bytes) -> None:
     check(data)
 
 
