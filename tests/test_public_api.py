@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,8 +18,15 @@ def test_c_extension_loaded() -> None:
     assert evstream.crc32 is evstream._codec.crc32
 
 
+def _isort_key(name: str) -> tuple[int, list[object]]:
+    # ruff's RUF022 order: CONSTANTS, then Classes, then functions; digits compared as numbers.
+    kind = 0 if name.isupper() else 1 if name[0].isupper() else 2
+    return kind, [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def test_all_is_sorted_and_complete() -> None:
-    assert evstream.__all__ == sorted(evstream.__all__, key=str)
+    assert evstream.__all__ == sorted(evstream.__all__, key=_isort_key)
+    assert len(set(evstream.__all__)) == len(evstream.__all__)
     for name in evstream.__all__:
         assert hasattr(evstream, name), name
 
