@@ -569,3 +569,43 @@ def test_body_with_content_length(short: bool) -> None:
                 assert list(stream.payloads()) == [b"part%d" % i for i in range(5)]
         finally:
             server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("truncate", sm.IncompleteStream),
+        ("disconnect", sm.IncompleteStream),
+        ("reset", sm.IncompleteStream),
+        ("garbage", evstream.EventStreamError),
+        ("corrupt", evstream.MessageChecksumMismatch),
+        ("huge-length", evstream.InvalidPayloadLength),
+        ("stall", sm.EventTimeout),
+    ],
+)
+def test_faults_give_typed_errors_and_release_the_connection(
+    own_endpoint: EmulatorThread, fault: str, error: type[Exception]
+) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+    with make_client(own_endpoint.url, event_timeout=0.3) as runtime:
+        # Warm: one pooled connection (and its server side, in this process) exists before and after.
+        assert (
+            len(read_all(runtime.invoke_endpoint_with_response_stream(EndpointName="e", Body=body(tokens=2))))
+            == 2
+        )
+        fds = open_fds()
+        start = time.monotonic()
+        response = runtime.invoke_endpoint_with_response_stream(
+            EndpointName="e", Body=body(format="raw", tokens=8, fault=fault, after=3, stall=1)
+        )
+        with pytest.raises(error):
+            read_all(response)
+        assert time.monotonic() - start < 1.5
+        # Released: the next call works, and no descriptor is left behind.
+        assert (
+            len(read_all(runtime.invoke_endpoint_with_response_stream(EndpointName="e", Body=body(tokens=2))))
+            == 2
+        )
+        assert wait_for(lambda: open_fds() <= fds)

@@ -18,6 +18,8 @@ from evstream.emulator import Behavior, EmulatorThread, generate_records, genera
 
 __all__ = ["endpoint"]
 
+pytest.importorskip("aiohttp", reason="the asyncio client needs the aio extra (aiohttp)")
+
 T = TypeVar("T")
 KEYS = {"aws_access_key_id": "AKIDASYNC", "aws_secret_access_key": "async-secret"}
 
@@ -222,7 +224,7 @@ def test_break_and_close_release_the_connection(own_endpoint: EmulatorThread) ->
     run(main())
 
 
-@pytest.mark.parametrize(("streams", "tokens"), [(64, 20), pytest.param(256, 100, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(("streams", "tokens"), [(64, 20), (256, 100)])
 def test_concurrent_streams_lose_nothing(own_endpoint: EmulatorThread, streams: int, tokens: int) -> None:
     async def one(runtime: Any, seed: int) -> bytes:
         request_body = body(format="raw", tokens=tokens, seed=seed, straddle=True)
@@ -241,14 +243,15 @@ def test_concurrent_streams_lose_nothing(own_endpoint: EmulatorThread, streams: 
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
-def test_no_leak_over_sequential_streams(own_endpoint: EmulatorThread) -> None:
+@pytest.mark.parametrize("streams", [300, pytest.param(10_000, marks=pytest.mark.slow)])
+def test_no_leak_over_sequential_streams(own_endpoint: EmulatorThread, streams: int) -> None:
     async def main() -> tuple[int, int]:
         async with make_client(own_endpoint.url) as runtime:
             await read_all(
                 await runtime.invoke_endpoint_with_response_stream(EndpointName="a", Body=body(tokens=1))
             )
             fds = len(os.listdir("/proc/self/fd"))
-            for n in range(300):
+            for n in range(streams):
                 response = await runtime.invoke_endpoint_with_response_stream(
                     EndpointName="a", Body=body(tokens=2)
                 )
@@ -261,3 +264,42 @@ def test_no_leak_over_sequential_streams(own_endpoint: EmulatorThread) -> None:
     before, after = run(main())
     assert after <= before + 2
     assert wait_for(lambda: own_endpoint.emulator.open_connections == 0)
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        ("truncate", sm.IncompleteStream),
+        ("disconnect", sm.IncompleteStream),
+        ("reset", sm.IncompleteStream),
+        ("garbage", evstream.EventStreamError),
+        ("corrupt", evstream.MessageChecksumMismatch),
+        ("stall", sm.EventTimeout),
+    ],
+)
+def test_faults_give_typed_errors_and_release_the_connection(
+    own_endpoint: EmulatorThread, fault: str, error: type[Exception]
+) -> None:
+    async def main() -> None:
+        async with make_client(own_endpoint.url, event_timeout=0.3, max_attempts=1) as runtime:
+            start = time.monotonic()
+            response = await runtime.invoke_endpoint_with_response_stream(
+                EndpointName="a", Body=body(format="raw", tokens=8, fault=fault, after=3, stall=1)
+            )
+            with pytest.raises(error):
+                await read_all(response)
+            assert time.monotonic() - start < 1.5
+            # Closed, or back in the pool when aiohttp had read the whole body before the error.
+            assert await asyncio.get_running_loop().run_in_executor(
+                None, wait_for, lambda: own_endpoint.emulator.open_connections <= 1
+            )
+            response = await runtime.invoke_endpoint_with_response_stream(
+                EndpointName="a", Body=body(tokens=2)
+            )
+            assert len(await read_all(response)) == 2
+            # A stalled server notices the closed connection only when it writes again.
+            assert await asyncio.get_running_loop().run_in_executor(
+                None, wait_for, lambda: own_endpoint.emulator.open_connections == 1
+            )
+
+    run(main())

@@ -182,6 +182,8 @@ def test_unsigned(signed_endpoint: EmulatorThread, isolated: Path) -> None:
 
 
 def test_async_client_signs(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    pytest.importorskip("aiohttp")
+
     async def main() -> int:
         async with sm.async_client(
             region_name="us-east-1",
@@ -196,3 +198,45 @@ def test_async_client_signs(signed_endpoint: EmulatorThread, isolated: Path) -> 
 
     assert asyncio.run(main()) == 3
     assert last_access_key(signed_endpoint) == "AKIDTWO"
+
+
+def test_async_refresh_runs_off_the_event_loop(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+    pytest.importorskip("aiohttp")
+    import threading
+
+    import botocore.credentials
+    import botocore.session
+
+    threads: list[threading.Thread] = []
+
+    def metadata(minutes: int) -> dict[str, Any]:
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+        return {
+            "access_key": "AKIDONE",
+            "secret_key": "secret-one",
+            "token": None,
+            "expiry_time": expiry.isoformat(),
+        }
+
+    def refresh() -> dict[str, Any]:
+        threads.append(threading.current_thread())
+        return metadata(60)
+
+    session = botocore.session.Session()
+    # Five minutes left: inside botocore's mandatory refresh window, so the first request must refresh.
+    session._credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+        metadata(5), refresh, "test"
+    )
+
+    async def main() -> None:
+        async with sm.async_client(
+            region_name="us-east-1", endpoint_url=signed_endpoint.url, session=session
+        ) as rt:
+            response = await rt.invoke_endpoint_with_response_stream(
+                EndpointName="signed", Body=body(tokens=1)
+            )
+            assert len([event async for event in response["Body"]]) == 1
+
+    asyncio.run(main())
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    assert last_access_key(signed_endpoint) == "AKIDONE"

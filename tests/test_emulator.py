@@ -311,3 +311,20 @@ def test_event_frames_are_real_event_stream(endpoint: EmulatorThread) -> None:
         {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"}
     ] * 3
     assert b"".join(m.payload for m in messages).decode() == generate_text(Behavior(tokens=3))
+
+
+@pytest.mark.parametrize(
+    "payload", [b'{"emulator": "tokens=3"}', b'{"parameters": [1]}', b'{"emulator": {"tokens": "x"}}']
+)
+def test_bad_options_are_a_validation_error(endpoint: EmulatorThread, payload: bytes) -> None:
+    client = boto_client(endpoint.url)
+    with pytest.raises(botocore_exceptions.ClientError) as info:
+        client.invoke_endpoint_with_response_stream(EndpointName="bad", Body=payload)
+    assert info.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_any_body_is_a_model_input(endpoint: EmulatorThread) -> None:
+    client = boto_client(endpoint.url)
+    for payload in (b"", b"plain text", b"[1, 2]", b"{not json"):
+        response = client.invoke_endpoint_with_response_stream(EndpointName="any", Body=payload)
+        assert stream_bytes(response) == b"".join(generate_records(Behavior()))

@@ -25,6 +25,9 @@ import hashlib
 import hmac
 import json
 import os
+import socket
+import ssl as ssl_module
+import struct
 import subprocess
 import sys
 import threading
@@ -70,6 +73,8 @@ STREAM_FAULTS = (
     "stall",  # no bytes for `stall` seconds, then the rest
     "corrupt",  # a frame whose message CRC is wrong
     "huge-length",  # a prelude claiming a 1 GiB frame
+    "garbage",  # bytes that are not a frame at all
+    "reset",  # the connection reset (TCP RST) in the middle of the body
 )
 FAULTS = (*HTTP_FAULTS, "stall-headers", *STREAM_FAULTS)
 
@@ -351,6 +356,7 @@ class Emulator:
         upstream: str | None = None,
         variant: str = "AllTraffic",
         record: int = 1000,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -359,6 +365,7 @@ class Emulator:
         self.credentials = dict(credentials) if credentials else None
         self.upstream = urllib.parse.urlsplit(upstream) if upstream else None
         self.variant = variant
+        self.ssl = ssl
         self.requests: collections.deque[RecordedRequest] = collections.deque(maxlen=record)
         self.open_connections = 0
         self.accepted_connections = 0
@@ -368,10 +375,10 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port)
+        self._server = await asyncio.start_server(self._connection, self.host, self.port, ssl=self.ssl)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
@@ -499,14 +506,17 @@ class Emulator:
     # -- requests -----------------------------------------------------------------------------
 
     def _behavior(self, request: RecordedRequest) -> Behavior:
+        # Any body is a valid model input; only a JSON object can carry options.
         try:
             document = json.loads(request.body) if request.body[:1] == b"{" else {}
         except ValueError:
             document = {}
-        overrides = dict(document.get("emulator") or {})
+        overrides = document.get("emulator") or {}
         params = document.get("parameters") or {}
+        if not isinstance(overrides, dict) or not isinstance(params, dict):
+            raise _HTTPError(400, "ValidationError", '"emulator" and "parameters" must be JSON objects')
         if "max_new_tokens" in params and "tokens" not in overrides:
-            overrides["tokens"] = params["max_new_tokens"]
+            overrides = {**overrides, "tokens": params["max_new_tokens"]}
         try:
             return self.behavior.replace(overrides) if overrides else self.behavior
         except (TypeError, ValueError) as exc:
@@ -664,6 +674,16 @@ class Emulator:
         elif fault == "disconnect":
             sender.writer.close()
             return "dropped"
+        elif fault == "reset":
+            sock = sender.writer.get_extra_info("socket")
+            if sock is not None:  # linger 0: close() sends RST instead of FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sender.writer.transport.abort()
+            return "dropped"
+        elif fault == "garbage":
+            sender.writer.write(_chunk(b"this is not an event stream frame, just text"))
+            await sender.writer.drain()
+            return "continue"
         elif fault == "corrupt":
             corrupted = bytearray(encode(_EVENT_HEADERS, b"corrupted payload"))
             corrupted[-6] ^= 0xFF

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl as ssl_module
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -65,17 +66,12 @@ class AsyncClient(BaseClient):
         self._pid = os.getpid()
         self._loop = loop
         if self._http is None or self._http.closed:
-            ssl: Any = None
-            verify = self.config.verify
+            ssl: Any = True
             if self._scheme == "https":
-                if verify is False:
-                    ssl = False
-                elif isinstance(verify, str):
-                    import ssl as ssl_module
-
-                    ssl = ssl_module.create_default_context(cafile=verify)
+                # TLS is verified unless verify=False, against the bundle boto3 would use.
+                ssl = ssl_module.create_default_context(cafile=self._ca_bundle) if self._ca_bundle else False
             connector = aiohttp.TCPConnector(
-                limit=self.config.max_pool_connections, limit_per_host=0, ssl=ssl if ssl is not None else True
+                limit=self.config.max_pool_connections, limit_per_host=0, ssl=ssl
             )
             self._http = aiohttp.ClientSession(
                 connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
@@ -107,6 +103,10 @@ class AsyncClient(BaseClient):
         return response_dict(operation, stream, stream._status, stream._headers, stream._attempts)
 
     async def _send(self, request: Request) -> aiohttp.ClientResponse:
+        signer = self._signer
+        if signer is not None and signer.refresh_needed():
+            # Refreshing credentials can mean an STS or IMDS round trip: not on the event loop.
+            await asyncio.to_thread(signer.refresh)
         headers = self._sign(request)
         config = self.config
         timeout = aiohttp.ClientTimeout(
@@ -290,6 +290,11 @@ class AsyncEventStream:
         protocol = connection.protocol if connection is not None else None
         if protocol is not None and hasattr(protocol, "read_timeout"):
             protocol.read_timeout = timeout
+            # The timer running now was set with first_byte_timeout; restart it with the new value, or
+            # a stall right after the first event would wait the longer timeout out.
+            reschedule = getattr(protocol, "_reschedule_timeout", None)
+            if reschedule is not None:
+                reschedule()
 
     def text(self) -> AsyncIterator[str]:
         return _lines.aiter_text(self.payloads())

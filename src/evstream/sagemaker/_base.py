@@ -4,6 +4,7 @@ and the mapping of decoded messages to payloads or errors."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -76,6 +77,7 @@ class BaseClient:
         self._port = url.port or default_port
         self._host_header = url.netloc.rsplit("@", 1)[-1]
         self._base_path = url.path.rstrip("/")
+        self._ca_bundle = ca_bundle(config.verify) if url.scheme == "https" else None
         self._signer: Signer | None = None
         if config.sign:
             if not region:
@@ -126,6 +128,21 @@ SAGEMAKER = Operation(
         ("CustomAttributes", "x-amzn-sagemaker-custom-attributes"),
     ),
 )
+
+
+def ca_bundle(verify: bool | str) -> str | None:
+    """The CA bundle boto3 would verify against: the given path, AWS_CA_BUNDLE, or botocore's default
+    (certifi's, when installed); None when verification is off."""
+    if verify is False:
+        return None
+    if isinstance(verify, str):
+        return verify
+    if os.environ.get("AWS_CA_BUNDLE"):
+        return os.environ["AWS_CA_BUNDLE"]
+    from botocore.httpsession import get_cert_path
+
+    path: str = get_cert_path(True)
+    return path
 
 
 def response_dict(

@@ -68,10 +68,9 @@ class Client(BaseClient):
     def _new_pool(self) -> urllib3.PoolManager:
         kwargs: dict[str, Any] = {}
         if self._scheme == "https":
-            verify = self.config.verify
-            kwargs["cert_reqs"] = "CERT_REQUIRED" if verify else "CERT_NONE"
-            if isinstance(verify, str):
-                kwargs["ca_certs"] = verify
+            # TLS is verified unless verify=False, against the bundle boto3 would use.
+            kwargs["cert_reqs"] = "CERT_REQUIRED" if self._ca_bundle else "CERT_NONE"
+            kwargs["ca_certs"] = self._ca_bundle
         # block=False: a burst over the pool size opens extra connections instead of waiting for a
         # stream to finish; only max_pool_connections idle ones are kept.
         return urllib3.PoolManager(
@@ -220,6 +219,10 @@ class EventStream:
                     or self._closed
                 ):
                     raise
+            except BaseException:
+                # A codec error, or the consumer stopped (GeneratorExit): a half-read body is not reusable.
+                self._abort()
+                raise
             # Nothing was delivered yet: send the request again.
             time.sleep(self._client._backoff(self._attempts))
             self._start()

@@ -56,14 +56,24 @@ class Signer:
         self._frozen: Any = None
         self._provider: crt_auth.AwsCredentialsProvider | None = None
 
+    def refresh_needed(self) -> bool:
+        """Whether the next signature will first fetch new credentials (a network call, maybe slow)."""
+        check = getattr(self._credentials, "refresh_needed", None)
+        return bool(check()) if check is not None else False
+
+    def refresh(self) -> None:
+        self._credentials.get_frozen_credentials()
+
     def _current_provider(self) -> crt_auth.AwsCredentialsProvider:
         frozen = self._credentials.get_frozen_credentials()  # refreshes when close to expiry
-        if frozen != self._frozen or self._provider is None:
-            self._provider = crt_auth.AwsCredentialsProvider.new_static(
+        provider = self._provider
+        if frozen != self._frozen or provider is None:
+            # A client is shared between threads: use the local pair, whoever wins the race to store it.
+            provider = crt_auth.AwsCredentialsProvider.new_static(
                 frozen.access_key, frozen.secret_key, frozen.token
             )
-            self._frozen = frozen
-        return self._provider
+            self._provider, self._frozen = provider, frozen
+        return provider
 
     def sign(self, method: str, host: str, path: str, headers: MutableMapping[str, str], body: bytes) -> None:
         request = crt_http.HttpRequest(method, path, crt_http.HttpHeaders([("Host", host), *headers.items()]))
