@@ -6,6 +6,7 @@ the build: there is no silent fallback to the slow path.
 
 import os
 import sys
+from glob import glob
 
 from setuptools import Extension, setup
 
@@ -30,6 +31,7 @@ else:
             Extension(
                 "evstream._codec",
                 sources=["src/evstream/_codec.pyx", *C_SOURCES],
+                depends=sorted(glob("ext/*.h")),
                 include_dirs=["ext"],
                 extra_compile_args=["/O2"] if sys.platform == "win32" else ["-O3"],
             )
@@ -38,6 +40,9 @@ else:
             "language_level": 3,
             "embedsignature": True,
             "binding": False,
+            # No "freethreading_compatible": the decoder's str caches and state rely on the GIL, so on
+            # a free-threaded CPython the module re-enables the GIL at import. No cp3*t wheels are
+            # built ([tool.cibuildwheel] skip); see the README.
         },
     )
 
