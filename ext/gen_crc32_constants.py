@@ -135,7 +135,7 @@ def render():
     for k, row in enumerate(tables()):
         w("    {")
         for i in range(0, 256, 6):
-            w("        " + " ".join("0x%08x," % v for v in row[i:i + 6]))
+            w("        " + " ".join("0x%08x," % v for v in row[i : i + 6]))
         w("    }%s" % ("," if k < 15 else ""))
     w("};")
     w("#endif")

@@ -21,7 +21,9 @@ from test_properties import _valid, headers_st
 
 eventstream = pytest.importorskip("botocore.eventstream")
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def botocore_view(headers: dict[str, object]) -> dict[str, object]:
@@ -37,7 +39,9 @@ def botocore_decode(data: bytes) -> list[tuple[dict[str, object], bytes]]:
 
 @SETTINGS
 @given(messages=st.lists(st.tuples(headers_st, st.binary(max_size=200)), min_size=1, max_size=4))
-def test_same_messages_as_botocore(codec: ModuleType, messages: list[tuple[dict[str, object], bytes]]) -> None:
+def test_same_messages_as_botocore(
+    codec: ModuleType, messages: list[tuple[dict[str, object], bytes]]
+) -> None:
     stream = b"".join(codec.encode(h, p) for h, p in messages if _valid(h))
     ours = [(botocore_view(m.headers), m.payload) for m in codec.decode(stream)]
     assert ours == botocore_decode(stream)
@@ -102,7 +106,12 @@ def test_rejections_match_botocore(
 def test_known_botocore_leaks_become_typed_errors(codec: ModuleType) -> None:
     from frames import header, raw_frame
 
-    for block in (header(b"a", 10), header(b"a", 4, b"\0"), header(b"a", 7, b"\0\x01\xff"), header(b"a", 7, b"\0\x09ab")):
+    for block in (
+        header(b"a", 10),
+        header(b"a", 4, b"\0"),
+        header(b"a", 7, b"\0\x01\xff"),
+        header(b"a", 7, b"\0\x09ab"),
+    ):
         frame = raw_frame(block)
         with pytest.raises(evstream.InvalidHeader):
             codec.decode(frame)

@@ -41,7 +41,15 @@ def test_public_crc32(codec: ModuleType) -> None:
 
 
 def test_backend_name(codec: ModuleType) -> None:
-    known = {"zlib", "software", "pclmulqdq", "vpclmulqdq-avx2", "vpclmulqdq-avx512", "armv8-crc", "armv8-crc-pmull"}
+    known = {
+        "zlib",
+        "software",
+        "pclmulqdq",
+        "vpclmulqdq-avx2",
+        "vpclmulqdq-avx512",
+        "armv8-crc",
+        "armv8-crc-pmull",
+    }
     assert codec.CRC32_BACKEND in known
 
 

@@ -54,7 +54,7 @@ def reduce128(gen, x):
 def model_crc(gen, data, crc=0):
     """The x86 kernel's arithmetic: 8 accumulators, log-depth ladder, whole 16-byte blocks."""
     assert len(data) % 128 == 0 and data
-    blocks = [int.from_bytes(data[i:i + 16], "little") for i in range(0, len(data), 16)]
+    blocks = [int.from_bytes(data[i : i + 16], "little") for i in range(0, len(data), 16)]
     blocks[0] ^= crc ^ 0xFFFFFFFF
     acc = blocks[:8]
     for i in range(8, len(blocks), 8):

@@ -99,6 +99,14 @@ def test_aarch64_clang_qemu(tmp_path: Path) -> None:
     sysroot = Path("/usr/aarch64-linux-gnu")
     if not (sysroot / "include").is_dir():
         pytest.skip("no aarch64 sysroot at /usr/aarch64-linux-gnu")
-    cc = [clang, "--target=aarch64-linux-gnu", f"--sysroot={sysroot}", "-isystem", str(sysroot / "include"),
-          "-B/usr/bin/aarch64-linux-gnu-", "-fuse-ld=bfd", "-static"]
+    cc = [
+        clang,
+        "--target=aarch64-linux-gnu",
+        f"--sysroot={sysroot}",
+        "-isystem",
+        str(sysroot / "include"),
+        "-B/usr/bin/aarch64-linux-gnu-",
+        "-fuse-ld=bfd",
+        "-static",
+    ]
     qemu_run(build(cc, tmp_path / "test_crc32_arm64_clang"))

@@ -109,8 +109,14 @@ def test_truncated_stream(codec: ModuleType, cut: int) -> None:
     decoder = codec.Decoder()
     assert decoder.feed(frame + frame[:cut]) != []
     buffered = cut % len(frame)
-    expected = f"{buffered} bytes of an incomplete prelude" if buffered < 12 else f"{buffered} of {len(frame)} bytes of a frame"
-    with pytest.raises(evstream.TruncatedStream, match=f"^Stream ended inside a frame: {expected} buffered$") as exc:
+    expected = (
+        f"{buffered} bytes of an incomplete prelude"
+        if buffered < 12
+        else f"{buffered} of {len(frame)} bytes of a frame"
+    )
+    with pytest.raises(
+        evstream.TruncatedStream, match=f"^Stream ended inside a frame: {expected} buffered$"
+    ) as exc:
         decoder.close()
     assert exc.value.buffered == buffered
     with pytest.raises(evstream.TruncatedStream):
@@ -155,9 +161,13 @@ def test_impossible_lengths(codec: ModuleType, total: int, headers_length: int, 
 def test_limits(codec: ModuleType) -> None:
     frame = raw_frame(string_header("h", "v" * 10), b"p" * 100)
     assert codec.Decoder(max_payload_length=100, max_headers_length=15).feed(frame)
-    with pytest.raises(evstream.InvalidPayloadLength, match=r"^Payload length of 100 exceeded the maximum of 99$"):
+    with pytest.raises(
+        evstream.InvalidPayloadLength, match=r"^Payload length of 100 exceeded the maximum of 99$"
+    ):
         codec.Decoder(max_payload_length=99).feed(frame[:12])
-    with pytest.raises(evstream.InvalidHeadersLength, match=r"^Headers length of 15 exceeded the maximum of 14$"):
+    with pytest.raises(
+        evstream.InvalidHeadersLength, match=r"^Headers length of 15 exceeded the maximum of 14$"
+    ):
         codec.Decoder(max_headers_length=14).feed(frame[:12])
 
 
@@ -247,21 +257,47 @@ def test_all_header_types(codec: ModuleType) -> None:
     }
     types = [type(v) for v in message.headers.values()]
     assert types == [
-        bool, bool, evstream.Int8, evstream.Int16, int, evstream.Int64, bytes, str, evstream.Timestamp,
-        uuid.UUID, str, bytes,
+        bool,
+        bool,
+        evstream.Int8,
+        evstream.Int16,
+        int,
+        evstream.Int64,
+        bytes,
+        str,
+        evstream.Timestamp,
+        uuid.UUID,
+        str,
+        bytes,
     ]
     assert codec.encode(message.headers, message.payload) == frame
 
 
 BAD_HEADERS = [
     (header(b"", 0), evstream.InvalidHeaderName, r"^Invalid header name: empty name$"),
-    (b"\x05abc", evstream.InvalidHeaderName, r"^Invalid header name: name needs 5 bytes, 3 left in the headers block$"),
+    (
+        b"\x05abc",
+        evstream.InvalidHeaderName,
+        r"^Invalid header name: name needs 5 bytes, 3 left in the headers block$",
+    ),
     (header(b"\xff", 0), evstream.InvalidHeaderName, r"^Invalid header name: not valid UTF-8$"),
-    (b"\x01a", evstream.InvalidHeaderValue, r"^Invalid value for header 'a': type byte needs 1 bytes, 0 left in the headers block$"),
+    (
+        b"\x01a",
+        evstream.InvalidHeaderValue,
+        r"^Invalid value for header 'a': type byte needs 1 bytes, 0 left in the headers block$",
+    ),
     (header(b"a", 10), evstream.UnknownHeaderType, r"^Unknown header type 10 for header 'a'$"),
     (header(b"a", 255), evstream.UnknownHeaderType, r"^Unknown header type 255 for header 'a'$"),
-    (header(b"a", 4, b"\0\0\0"), evstream.InvalidHeaderValue, r"^Invalid value for header 'a': integer value needs 4 bytes, 3 left in the headers block$"),
-    (header(b"a", 5, b""), evstream.InvalidHeaderValue, r"^Invalid value for header 'a': long value needs 8 bytes, 0 left"),
+    (
+        header(b"a", 4, b"\0\0\0"),
+        evstream.InvalidHeaderValue,
+        r"^Invalid value for header 'a': integer value needs 4 bytes, 3 left in the headers block$",
+    ),
+    (
+        header(b"a", 5, b""),
+        evstream.InvalidHeaderValue,
+        r"^Invalid value for header 'a': long value needs 8 bytes, 0 left",
+    ),
     (header(b"a", 2, b""), evstream.InvalidHeaderValue, r"byte value needs 1 bytes, 0 left"),
     (header(b"a", 3, b"\0"), evstream.InvalidHeaderValue, r"short value needs 2 bytes, 1 left"),
     (header(b"a", 8, b"\0"), evstream.InvalidHeaderValue, r"timestamp value needs 8 bytes, 1 left"),
@@ -269,8 +305,16 @@ BAD_HEADERS = [
     (header(b"a", 7, b"\0"), evstream.InvalidHeaderValue, r"string value needs 2 bytes, 1 left"),
     (header(b"a", 7, b"\0\x05abc"), evstream.InvalidHeaderValue, r"string value needs 5 bytes, 3 left"),
     (header(b"a", 6, b"\0\x05abc"), evstream.InvalidHeaderValue, r"byte_array value needs 5 bytes, 3 left"),
-    (header(b"a", 7, b"\x80\x00" + b"x" * 32768), evstream.InvalidHeaderValue, r"^Invalid value for header 'a': string of 32768 bytes exceeds the maximum of 32767$"),
-    (header(b"a", 7, b"\0\x02\xc3\x28"), evstream.InvalidHeaderValue, r"^Invalid value for header 'a': not valid UTF-8$"),
+    (
+        header(b"a", 7, b"\x80\x00" + b"x" * 32768),
+        evstream.InvalidHeaderValue,
+        r"^Invalid value for header 'a': string of 32768 bytes exceeds the maximum of 32767$",
+    ),
+    (
+        header(b"a", 7, b"\0\x02\xc3\x28"),
+        evstream.InvalidHeaderValue,
+        r"^Invalid value for header 'a': not valid UTF-8$",
+    ),
     (header(b"a", 7, b"\0\x03\xed\xa0\x80"), evstream.InvalidHeaderValue, r"not valid UTF-8"),  # a surrogate
     (header(b"a", 0) + header(b"a", 1), evstream.DuplicateHeader, r"^Duplicate header present: 'a'$"),
 ]
@@ -353,7 +397,18 @@ def test_untyped_values_are_botocore_s(codec: ModuleType) -> None:
     frame = raw_frame(ALL_TYPES, b"body")
     [message] = codec.Decoder(typed_values=False).feed(frame)
     assert [type(v) for v in message.headers.values()] == [
-        bool, bool, int, int, int, int, bytes, str, int, bytes, str, bytes,
+        bool,
+        bool,
+        int,
+        int,
+        int,
+        int,
+        bytes,
+        str,
+        int,
+        bytes,
+        str,
+        bytes,
     ]
     assert message.headers["uuid"] == bytes(range(16))
     assert message.headers["i64"] == -(2**63) and message.headers["ts"] == -1
@@ -377,5 +432,5 @@ def test_message_type_and_frame_fields(codec: ModuleType) -> None:
         assert message.payload == b"abc"
         assert message._headers_length == struct.unpack(">I", frame[4:8])[0]
         assert message._crc == struct.unpack(">I", frame[-4:])[0]
-    with pytest.raises(TypeError, match="^message_type must be Message or a subclass of it"):
+    with pytest.raises(TypeError, match=r"^message_type must be Message or a subclass of it"):
         codec.Decoder(message_type=dict)

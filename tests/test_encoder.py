@@ -32,7 +32,10 @@ from frames import header, raw_frame
         ("€", b"\x07\0\x03\xe2\x82\xac"),
         ("", b"\x07\0\0"),
         (evstream.Timestamp(1000), b"\x08" + struct.pack(">q", 1000)),
-        (datetime.datetime(1970, 1, 1, 0, 0, 1, 999, tzinfo=datetime.timezone.utc), b"\x08" + struct.pack(">q", 1000)),
+        (
+            datetime.datetime(1970, 1, 1, 0, 0, 1, 999, tzinfo=datetime.timezone.utc),
+            b"\x08" + struct.pack(">q", 1000),
+        ),
         (datetime.datetime(1969, 12, 31, 23, 59, 59, 999_999), b"\x08" + struct.pack(">q", -1)),
         (uuid.UUID(int=1), b"\x09" + b"\0" * 15 + b"\x01"),
     ],
@@ -80,14 +83,28 @@ def test_any_mapping_and_payload_buffer(codec: ModuleType) -> None:
         ({1: 1}, evstream.InvalidHeaderName, r"^Invalid header name: expected str, got int$"),
         ({"\ud800": 1}, evstream.InvalidHeaderName, r"^Invalid header name: not valid UTF-8$"),
         ({"a": "\ud800"}, evstream.InvalidHeaderValue, r"^Invalid value for header 'a': not valid UTF-8$"),
-        ({"a": "x" * 32768}, evstream.InvalidHeaderValue, r"^Invalid value for header 'a': string of 32768 bytes exceeds the maximum of 32767$"),
-        ({"a": b"x" * 32768}, evstream.InvalidHeaderValue, r"byte_array of 32768 bytes exceeds the maximum of 32767$"),
-        ({"a": 2**63}, evstream.InvalidHeaderValue, r"^Invalid value for header 'a': int 9223372036854775808 does not fit in 64 bits$"),
+        (
+            {"a": "x" * 32768},
+            evstream.InvalidHeaderValue,
+            r"^Invalid value for header 'a': string of 32768 bytes exceeds the maximum of 32767$",
+        ),
+        (
+            {"a": b"x" * 32768},
+            evstream.InvalidHeaderValue,
+            r"byte_array of 32768 bytes exceeds the maximum of 32767$",
+        ),
+        (
+            {"a": 2**63},
+            evstream.InvalidHeaderValue,
+            r"^Invalid value for header 'a': int 9223372036854775808 does not fit in 64 bits$",
+        ),
         ({"a": 1.5}, evstream.InvalidHeaderValue, r"^Invalid value for header 'a': unsupported type float$"),
         ({"a": None}, evstream.InvalidHeaderValue, r"unsupported type NoneType$"),
     ],
 )
-def test_encode_rejects(codec: ModuleType, headers: dict[object, object], error: type[Exception], message: str) -> None:
+def test_encode_rejects(
+    codec: ModuleType, headers: dict[object, object], error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         codec.encode(headers)
 
@@ -99,7 +116,13 @@ def test_limits_of_the_format_accepted(codec: ModuleType) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "value"),
-    [(evstream.Int8, 128), (evstream.Int8, -129), (evstream.Int16, 2**15), (evstream.Int64, 2**63), (evstream.Timestamp, -(2**63) - 1)],
+    [
+        (evstream.Int8, 128),
+        (evstream.Int8, -129),
+        (evstream.Int16, 2**15),
+        (evstream.Int64, 2**63),
+        (evstream.Timestamp, -(2**63) - 1),
+    ],
 )
 def test_typed_values_check_their_range(kind: type[int], value: int) -> None:
     with pytest.raises(evstream.InvalidHeaderValue, match=r"is outside \["):
@@ -109,7 +132,9 @@ def test_typed_values_check_their_range(kind: type[int], value: int) -> None:
 def test_typed_values() -> None:
     assert repr(evstream.Int8(3)) == "Int8(3)"
     assert evstream.Int16(3) == 3 and isinstance(evstream.Int64(3), int)
-    ts = evstream.Timestamp.from_datetime(datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc))
+    ts = evstream.Timestamp.from_datetime(
+        datetime.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.timezone.utc)
+    )
     assert ts == 1714979289123
     assert ts.to_datetime() == datetime.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=datetime.timezone.utc)
     import pickle

@@ -13,7 +13,9 @@ import evstream
 
 from frames import recrc
 
-header_names = st.text(min_size=1, max_size=20).filter(lambda s: len(s.encode("utf-8", "surrogatepass")) <= 255)
+header_names = st.text(min_size=1, max_size=20).filter(
+    lambda s: len(s.encode("utf-8", "surrogatepass")) <= 255
+)
 header_values = st.one_of(
     st.booleans(),
     st.integers(-(2**31), 2**31 - 1),
@@ -28,7 +30,9 @@ header_values = st.one_of(
 headers_st = st.dictionaries(header_names, header_values, max_size=8)
 messages_st = st.lists(st.tuples(headers_st, st.binary(max_size=300)), min_size=1, max_size=6)
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _valid(headers: dict[str, object]) -> bool:
@@ -44,7 +48,9 @@ def _valid(headers: dict[str, object]) -> bool:
 
 @SETTINGS
 @given(messages=messages_st, data=st.data())
-def test_round_trip_any_chunking(codec: ModuleType, messages: list[tuple[dict[str, object], bytes]], data: st.DataObject) -> None:
+def test_round_trip_any_chunking(
+    codec: ModuleType, messages: list[tuple[dict[str, object], bytes]], data: st.DataObject
+) -> None:
     messages = [(h, p) for h, p in messages if _valid(h)]
     stream = b"".join(codec.encode(h, p) for h, p in messages)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
@@ -74,10 +80,20 @@ def _outcome(codec: ModuleType, frame: bytes, chunk: int) -> object:
 
 
 @SETTINGS
-@given(headers=headers_st, payload=st.binary(max_size=100), edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4), fix_crc=st.booleans(), chunk=st.integers(1, 64))
+@given(
+    headers=headers_st,
+    payload=st.binary(max_size=100),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=4),
+    fix_crc=st.booleans(),
+    chunk=st.integers(1, 64),
+)
 def test_mutated_frames_twins_agree(
-    both_codecs: tuple[ModuleType, ModuleType], headers: dict[str, object], payload: bytes,
-    edits: list[tuple[int, int]], fix_crc: bool, chunk: int,
+    both_codecs: tuple[ModuleType, ModuleType],
+    headers: dict[str, object],
+    payload: bytes,
+    edits: list[tuple[int, int]],
+    fix_crc: bool,
+    chunk: int,
 ) -> None:
     if not _valid(headers):
         return
@@ -94,7 +110,9 @@ def test_mutated_frames_twins_agree(
 
 @SETTINGS
 @given(data=st.binary(max_size=300), chunk=st.integers(1, 32))
-def test_random_bytes_twins_agree(both_codecs: tuple[ModuleType, ModuleType], data: bytes, chunk: int) -> None:
+def test_random_bytes_twins_agree(
+    both_codecs: tuple[ModuleType, ModuleType], data: bytes, chunk: int
+) -> None:
     c, py = both_codecs
     assert _outcome(c, data, chunk) == _outcome(py, data, chunk)
 

@@ -50,7 +50,9 @@ def _import_in_subprocess(env_value: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", "python"), ("true", "python"), ("0", None), ("", None)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("1", "python"), ("true", "python"), ("0", None), ("", None)]
+)
 def test_no_extensions_switch_is_parsed_strictly(value: str, expected: str | None) -> None:
     result = _import_in_subprocess(value)
     assert result.returncode == 0, result.stderr

@@ -177,9 +177,7 @@ def stream_for(tag: int, count: int, rng: random.Random) -> tuple[bytes, list[tu
         size = rng.choice([0, 5, 300, 5000, 70_000, 300_000])
         headers = {":event-type": "PayloadPart", "thread": f"{tag}", "seq": f"{i}"}
         messages.append((headers, rng.randbytes(size)))
-    frames = b"".join(
-        raw_frame(b"".join(string_header(k, v) for k, v in h.items()), p) for h, p in messages
-    )
+    frames = b"".join(raw_frame(b"".join(string_header(k, v) for k, v in h.items()), p) for h, p in messages)
     return frames, messages
 
 
@@ -348,7 +346,6 @@ def test_shared_decoder_close_from_another_thread(codec: ModuleType) -> None:
             assert isinstance(outcome["a"], (evstream.EventStreamError, type(None)))
 
 
-
 SHARED_PROBE = r"""
 import sys, threading, json
 sys.path[:0] = [{tests!r}]
@@ -406,7 +403,9 @@ def test_shared_decoder_concurrent_feed_raises_runtime_error(module: str) -> Non
     env = dict(os.environ, EVSTREAM_CRC32="software")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
     code = SHARED_PROBE.format(tests=TESTS, module=module)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["errors"] == [], report
@@ -442,7 +441,9 @@ def test_close_racing_header_decoding_never_returns_a_wrong_message(
         monkeypatch.setitem(codec._FIXED, 2, (codec._FIXED[2][0], Pausing))
     else:
         monkeypatch.setattr(codec, "Int8", Pausing)
-    block = header(b"i8", 2, b"\x05") + b"".join(header(f"u{i}".encode(), 9, bytes(range(16))) for i in range(50))
+    block = header(b"i8", 2, b"\x05") + b"".join(
+        header(f"u{i}".encode(), 9, bytes(range(16))) for i in range(50)
+    )
     frame = raw_frame(block, b"p" * 5000)
     decoder = codec.Decoder()
     got: list[Any] = []
@@ -469,6 +470,8 @@ def test_close_racing_header_decoding_never_returns_a_wrong_message(
     assert in_decode.is_set()
     assert "b" in outcome
     for message in got:
-        assert message.payload == b"p" * 5000, f"wrong message returned after a racing close(): {message!r}"[:300]
+        assert message.payload == b"p" * 5000, f"wrong message returned after a racing close(): {message!r}"[
+            :300
+        ]
         assert message.headers["i8"] == 5 and len(message.headers) == 51
     assert got or "a" in outcome

@@ -9,6 +9,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar, final
 
+from typing_extensions import disjoint_base
+
+from .errors import EventStreamError
+
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer
 else:
@@ -18,12 +22,16 @@ CRC32_BACKEND: str
 DEFAULT_MAX_HEADERS_LENGTH: int
 DEFAULT_MAX_PAYLOAD_LENGTH: int
 
-def crc32(data: Buffer, value: int = 0) -> int:
+def crc32(data: Buffer, value: int = 0, /) -> int:
     """IEEE CRC-32 of any bytes-like object, continuing from ``value`` (same as ``zlib.crc32``)."""
 
-@final
+@disjoint_base  # a C type: subclasses cannot also derive from another C type
 class Message:
-    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes)."""
+    """One decoded frame: ``headers`` (a dict in wire order) and ``payload`` (bytes).
+
+    A decoder also records the frame's headers-block length and message CRC (0 for a message built by
+    hand), for adapters that show the frame layout.
+    """
 
     headers: dict[str, Any]
     payload: bytes
@@ -31,6 +39,10 @@ class Message:
 
     def __init__(self, headers: dict[str, Any], payload: bytes) -> None: ...
     def __eq__(self, other: object, /) -> bool: ...
+    @property
+    def _headers_length(self) -> int: ...
+    @property
+    def _crc(self) -> int: ...
 
 @final
 class Decoder:
@@ -40,11 +52,22 @@ class Decoder:
         self,
         max_payload_length: int = ...,
         max_headers_length: int = ...,
+        *,
+        message_type: type[Message] = ...,
+        typed_values: bool = True,
     ) -> None: ...
     @property
     def max_payload_length(self) -> int: ...
     @property
     def max_headers_length(self) -> int: ...
+    @property
+    def message_type(self) -> type[Message]: ...
+    @property
+    def typed_values(self) -> bool: ...
+    @property
+    def error(self) -> EventStreamError | None:
+        """The error this decoder failed with (raised again by every call), or None."""
+
     @property
     def buffered(self) -> int:
         """Bytes of an incomplete frame held (0 on a frame boundary)."""
@@ -55,7 +78,7 @@ class Decoder:
     def close(self) -> None:
         """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""
 
-def decode(data: Buffer, **limits: int) -> list[Message]:
+def decode(data: Buffer, **limits: Any) -> list[Message]:
     """Every message of a whole stream; an incomplete tail raises ``TruncatedStream``."""
 
 def encode(headers: Mapping[str, Any], payload: Buffer = b"") -> bytes:

@@ -33,7 +33,7 @@ import evstream
 from evstream import errors as _ev
 
 try:
-    import botocore.eventstream as _bc  # type: ignore[import-untyped]
+    import botocore.eventstream as _bc
 except ImportError:  # pragma: no cover - botocore is an optional dependency
     _bc = None
 

@@ -25,7 +25,6 @@ __all__ = [
 ]
 
 
-
 class _SizedInt(int):
     """An int that encodes as a wire integer of fixed width."""
 
@@ -37,9 +36,7 @@ class _SizedInt(int):
         self = super().__new__(cls, value)
         limit = 1 << (cls.bits - 1)
         if not -limit <= self < limit:
-            raise InvalidHeaderValue(
-                f"{cls.__name__} value {int(self)} is outside [{-limit}, {limit - 1}]"
-            )
+            raise InvalidHeaderValue(f"{cls.__name__} value {int(self)} is outside [{-limit}, {limit - 1}]")
         return self
 
     def __repr__(self) -> str:

@@ -73,7 +73,14 @@ def main() -> int:
     if is_clang and os.environ.get("EVS_SANITIZE_FUZZER", "1") == "1":
         sanitize += ",fuzzer-no-link"
     # -fno-wrapv undoes the -fwrapv in CPython's CFLAGS, so signed overflow is checked too.
-    cflags = [sanitize, "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g", "-O1", "-fno-wrapv"]
+    cflags = [
+        sanitize,
+        "-fno-sanitize-recover=undefined",
+        "-fno-omit-frame-pointer",
+        "-g",
+        "-O1",
+        "-fno-wrapv",
+    ]
     # The undefined-symbol check would reject the sanitizer symbols the preloaded runtime provides.
     ldflags = [sanitize.replace(",fuzzer-no-link", ""), "-shared"]
     script = f"""

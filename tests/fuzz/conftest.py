@@ -17,7 +17,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def fuzz_requested(config: pytest.Config) -> bool:
     expression = config.getoption("markexpr") or ""
-    return os.environ.get("EVSTREAM_FUZZ", "") == "1" or ("fuzz" in expression and "not fuzz" not in expression)
+    return os.environ.get("EVSTREAM_FUZZ", "") == "1" or (
+        "fuzz" in expression and "not fuzz" not in expression
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,10 +25,16 @@ BAD_MESSAGE_CRC = bytearray(token_frame("bad"))
 BAD_MESSAGE_CRC[-1] ^= 1
 
 ALL_TYPES = (
-    header(b"t", 0) + header(b"f", 1) + header(b"i8", 2, b"\x80") + header(b"i16", 3, b"\x80\x00")
-    + header(b"i32", 4, b"\x80\0\0\0") + header(b"i64", 5, b"\x80" + b"\0" * 7)
-    + header(b"b", 6, b"\0\x02\xff\x00") + header(b"s", 7, b"\0\x03abc")
-    + header(b"ts", 8, struct.pack(">q", -5)) + header(b"u", 9, bytes(range(16)))
+    header(b"t", 0)
+    + header(b"f", 1)
+    + header(b"i8", 2, b"\x80")
+    + header(b"i16", 3, b"\x80\x00")
+    + header(b"i32", 4, b"\x80\0\0\0")
+    + header(b"i64", 5, b"\x80" + b"\0" * 7)
+    + header(b"b", 6, b"\0\x02\xff\x00")
+    + header(b"s", 7, b"\0\x03abc")
+    + header(b"ts", 8, struct.pack(">q", -5))
+    + header(b"u", 9, bytes(range(16)))
 )
 
 # (id, bytes that fail, error class); each is a complete bad frame or a bad prelude
@@ -36,9 +42,17 @@ FAILURES = [
     ("prelude-crc", raw_frame(b"", b"x", prelude_crc=1), evstream.PreludeChecksumMismatch),
     ("message-crc", bytes(BAD_MESSAGE_CRC), evstream.MessageChecksumMismatch),
     ("frame-too-short", raw_frame(total_length=15), evstream.InvalidFrameLength),
-    ("headers-dont-fit", raw_frame(b"\0" * 4, total_length=20, headers_length=5), evstream.InvalidFrameLength),
+    (
+        "headers-dont-fit",
+        raw_frame(b"\0" * 4, total_length=20, headers_length=5),
+        evstream.InvalidFrameLength,
+    ),
     ("payload-limit", raw_frame(total_length=16 + 24 * 1024 * 1024 + 1)[:12], evstream.InvalidPayloadLength),
-    ("headers-limit", raw_frame(total_length=200_000, headers_length=140_000)[:12], evstream.InvalidHeadersLength),
+    (
+        "headers-limit",
+        raw_frame(total_length=200_000, headers_length=140_000)[:12],
+        evstream.InvalidHeadersLength,
+    ),
     ("duplicate", raw_frame(header(b"a", 0) + header(b"a", 0)), evstream.DuplicateHeader),
     ("unknown-type", raw_frame(header(b"a", 42)), evstream.UnknownHeaderType),
     ("bad-name", raw_frame(header(b"", 0)), evstream.InvalidHeaderName),
@@ -81,7 +95,9 @@ def test_error_deferred_behind_messages(codec: ModuleType, name: str, bad: bytes
 
 
 @pytest.mark.parametrize(("name", "bad", "error"), FAILURES, ids=IDS)
-def test_error_bytewise_same_as_whole(both_codecs: tuple[ModuleType, ModuleType], name: str, bad: bytes, error: type) -> None:
+def test_error_bytewise_same_as_whole(
+    both_codecs: tuple[ModuleType, ModuleType], name: str, bad: bytes, error: type
+) -> None:
     seen = []
     for codec in both_codecs:
         for chunking in ("whole", "bytewise"):

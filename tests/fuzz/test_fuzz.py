@@ -89,7 +89,9 @@ def test_no_atheris_loop_runs() -> None:
 
 
 @pytest.mark.fuzz
-@pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris is not installed (pip install atheris)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("atheris") is None, reason="atheris is not installed (pip install atheris)"
+)
 def test_fuzz_short(tmp_path: Path) -> None:
     seconds = int(os.environ.get("EVSTREAM_FUZZ_SECONDS", "60"))
     env = dict(os.environ)
@@ -98,16 +100,28 @@ def test_fuzz_short(tmp_path: Path) -> None:
     (tmp_path / "new").mkdir()
     result = subprocess.run(
         [
-            sys.executable, str(HERE / "fuzz_decoder.py"),
-            f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048", "-max_len=65536",
-            "-print_final_stats=1", f"-artifact_prefix={tmp_path}/",
-            str(tmp_path / "new"), str(CORPUS),
+            sys.executable,
+            str(HERE / "fuzz_decoder.py"),
+            f"-max_total_time={seconds}",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            "-max_len=65536",
+            "-print_final_stats=1",
+            f"-artifact_prefix={tmp_path}/",
+            str(tmp_path / "new"),
+            str(CORPUS),
         ],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=seconds + 120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
     )
     log = result.stdout + result.stderr
     executed = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
     print(executed.group(0) if executed else log[-3000:])
-    artifacts = [p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-", "leak-"))]
+    artifacts = [
+        p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "timeout-", "oom-", "leak-"))
+    ]
     assert result.returncode == 0 and not artifacts, f"fuzzer found {artifacts}:\n{log[-6000:]}"
     assert executed and int(executed.group(1)) > 1000, log[-3000:]
