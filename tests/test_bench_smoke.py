@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import evstream
 from evstream import bench, capture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ BENCHMARKS = ROOT / "benchmarks"
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    src = str(ROOT / "src")
+    src = str(Path(evstream.__file__).resolve().parent.parent)  # the evstream under test
     env["PYTHONPATH"] = src + os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else src
     env.update(extra)
     return env

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import evstream
 from evstream.__main__ import main
 from evstream.emulator import Behavior, generate_text
 
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+# Where the evstream under test was imported from (the source tree or site-packages), for children.
+SRC = str(Path(evstream.__file__).resolve().parent.parent)
 
 
 def child_env() -> dict[str, str]:

@@ -32,7 +32,8 @@ from frames import raw_frame, string_header
 
 MiB = 1024 * 1024
 KiB = 1024
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+# Where the evstream under test was imported from (the source tree or site-packages), for children.
+SRC = str(Path(evstream.__file__).resolve().parent.parent)
 TESTS = str(Path(__file__).resolve().parent)
 
 

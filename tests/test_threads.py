@@ -34,7 +34,8 @@ from frames import header, raw_frame, string_header
 
 KiB = 1024
 MiB = 1024 * KiB
-SRC = str(Path(__file__).resolve().parent.parent / "src")
+# Where the evstream under test was imported from (the source tree or site-packages), for children.
+SRC = str(Path(evstream.__file__).resolve().parent.parent)
 TESTS = str(Path(__file__).resolve().parent)
 BUSY = r"another thread"
 
