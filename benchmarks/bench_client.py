@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from evstream import IMPLEMENTATION
+
+pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 from evstream import sagemaker as sm
 from evstream.emulator import Behavior, EmulatorProcess, generate_text
 

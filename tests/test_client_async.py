@@ -13,6 +13,8 @@ import pytest
 from emulator_support import body, endpoint, wait_for
 
 import evstream
+
+pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 import evstream.sagemaker as sm
 from evstream.emulator import Behavior, EmulatorThread, generate_records, generate_text
 

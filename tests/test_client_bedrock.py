@@ -11,6 +11,8 @@ import pytest
 from emulator_support import body, endpoint
 
 import evstream
+
+pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 import evstream.sagemaker as sm
 from evstream.emulator import Behavior, EmulatorThread, generate_records, generate_text
 from evstream.sagemaker.bedrock import decode_chunk

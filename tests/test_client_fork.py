@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from emulator_support import body
 
+pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 import evstream.sagemaker as sm
 from evstream.emulator import Behavior, EmulatorThread, generate_text
 
