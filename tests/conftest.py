@@ -1,13 +1,14 @@
 """Every codec test runs against both implementations in the same run.
 
 The ``codec`` fixture yields the C module and the pure-Python module. The C case fails (it is not
-skipped) when the extension was expected but did not load; it is skipped only when the run asked for
-the pure-Python package with EVSTREAM_NO_EXTENSIONS=1.
+skipped) when the extension was expected but did not load; it is skipped only in a pure-Python run:
+EVSTREAM_NO_EXTENSIONS=1, or the pure-Python (py3-none-any) wheel installed on purpose.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from pathlib import Path
 from types import ModuleType
 
@@ -18,11 +19,25 @@ import evstream
 VECTORS = Path(__file__).parent / "vectors"
 
 
+def _pure_wheel_installed() -> bool:
+    """The evstream imported is an installed py3-none-any wheel: no extension, on purpose."""
+    try:
+        dist = importlib.metadata.distribution("evstream")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    installed = Path(str(dist.locate_file("evstream/__init__.py"))).resolve()
+    wheel = dist.read_text("WHEEL") or ""
+    return "Root-Is-Purelib: true" in wheel and installed == Path(evstream.__file__).resolve()
+
+
+PURE_PYTHON_RUN = evstream.NO_EXTENSIONS or _pure_wheel_installed()
+
+
 def load_codec(name: str) -> ModuleType:
     if name == "python":
         return importlib.import_module("evstream._codec_py")
-    if evstream.NO_EXTENSIONS:
-        pytest.skip("EVSTREAM_NO_EXTENSIONS=1: testing the pure-Python package only")
+    if PURE_PYTHON_RUN:
+        pytest.skip("a pure-Python run (EVSTREAM_NO_EXTENSIONS=1 or the pure-Python wheel)")
     try:
         return importlib.import_module("evstream._codec")
     except ImportError as exc:  # pragma: no cover - the failure this guards against

@@ -13,15 +13,13 @@ from types import ModuleType
 
 import pytest
 
-import evstream
-
-from conftest import load_codec
+from conftest import PURE_PYTHON_RUN, load_codec
 
 DATA = random.Random(1).randbytes(4096 + 64 + 1)
 
 
 def tiers() -> list[str]:
-    if evstream.NO_EXTENSIONS:
+    if PURE_PYTHON_RUN:
         return []
     return load_codec("c")._crc32_available_tiers()
 
@@ -54,7 +52,7 @@ def test_backend_name(codec: ModuleType) -> None:
 
 
 def test_compiled_build_uses_the_fastest_tier() -> None:
-    if evstream.NO_EXTENSIONS:
+    if PURE_PYTHON_RUN:
         pytest.skip("pure-Python run")
     c = load_codec("c")
     if os.environ.get("EVSTREAM_CRC32"):
@@ -96,7 +94,7 @@ def test_tier_large(tier: str) -> None:
 
 
 def test_unknown_tier_rejected() -> None:
-    if evstream.NO_EXTENSIONS:
+    if PURE_PYTHON_RUN:
         pytest.skip("pure-Python run")
     with pytest.raises(ValueError, match="unknown CRC-32 tier 'crc32c'"):
         load_codec("c")._crc32_with("crc32c", b"")
@@ -120,7 +118,7 @@ def test_forcing_a_tier(tier: str) -> None:
 
 
 def test_forcing_clamps_to_the_cpu_and_rejects_unknown_names() -> None:
-    if evstream.NO_EXTENSIONS:
+    if PURE_PYTHON_RUN:
         pytest.skip("pure-Python run")
     available = tiers()
     for forced in ("vpclmulqdq-avx512", "armv8-crc-pmull"):

@@ -28,6 +28,7 @@ import pytest
 
 import evstream
 
+from conftest import PURE_PYTHON_RUN
 from frames import raw_frame, string_header
 
 MiB = 1024 * 1024
@@ -186,7 +187,7 @@ def run_child(module: str, body: str, timeout: float) -> dict[str, Any]:
     code = _CHILD_PRELUDE.format(tests=TESTS, module=module) + textwrap.dedent(body)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
-    if module == "evstream._codec" and evstream.NO_EXTENSIONS:
+    if module == "evstream._codec" and PURE_PYTHON_RUN:
         pytest.skip("EVSTREAM_NO_EXTENSIONS=1")
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env

@@ -20,6 +20,8 @@ import pytest
 
 import evstream
 
+from conftest import PURE_PYTHON_RUN
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = Path(evstream.__file__).resolve().parent
 STUB_ONLY_IN_C = {"_crc32_tiers", "_crc32_available_tiers", "_crc32_with"}
@@ -162,7 +164,7 @@ def test_stub_matches_the_python_twin() -> None:
 
 
 def test_stub_matches_the_compiled_module() -> None:
-    if evstream.NO_EXTENSIONS:
+    if PURE_PYTHON_RUN:
         pytest.skip("EVSTREAM_NO_EXTENSIONS=1")
     try:
         compiled = importlib.import_module("evstream._codec")

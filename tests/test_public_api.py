@@ -9,10 +9,12 @@ import pytest
 
 import evstream
 
+from conftest import PURE_PYTHON_RUN
+
 
 def test_c_extension_loaded() -> None:
     # Guards against running the slow path unknowingly (aiohttp's test_c_parser_loaded).
-    if evstream.NO_EXTENSIONS:
+    if PURE_PYTHON_RUN:
         pytest.skip("EVSTREAM_NO_EXTENSIONS=1")
     assert evstream.IMPLEMENTATION == "c"
     assert evstream.crc32 is evstream._codec.crc32
@@ -57,8 +59,8 @@ def test_no_extensions_switch_is_parsed_strictly(value: str, expected: str | Non
     result = _import_in_subprocess(value)
     assert result.returncode == 0, result.stderr
     if expected is None:  # "0" means off: whatever this build has
-        expected = "python" if evstream.NO_EXTENSIONS else "c"
-        if evstream.NO_EXTENSIONS:
+        expected = "python" if PURE_PYTHON_RUN else "c"
+        if PURE_PYTHON_RUN:
             pytest.skip("the C extension is not part of this run")
     assert result.stdout.strip() == expected
 

@@ -30,6 +30,7 @@ import pytest
 
 import evstream
 
+from conftest import PURE_PYTHON_RUN
 from frames import header, raw_frame, string_header
 
 KiB = 1024
@@ -155,7 +156,7 @@ print(json.dumps(out))
 def test_large_crc_releases_the_gil(module: str) -> None:
     import json
 
-    if module == "evstream._codec" and evstream.NO_EXTENSIONS:
+    if module == "evstream._codec" and PURE_PYTHON_RUN:
         pytest.skip("EVSTREAM_NO_EXTENSIONS=1")
     env = dict(os.environ, EVSTREAM_CRC32="software")  # slowest kernel: a CRC long enough to observe
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
@@ -399,7 +400,7 @@ def test_shared_decoder_concurrent_feed_raises_runtime_error(module: str) -> Non
     # RuntimeError (nothing consumed), never take a message, never derail the feeding thread.
     import json
 
-    if module == "evstream._codec" and evstream.NO_EXTENSIONS:
+    if module == "evstream._codec" and PURE_PYTHON_RUN:
         pytest.skip("EVSTREAM_NO_EXTENSIONS=1")
     env = dict(os.environ, EVSTREAM_CRC32="software")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")]))
