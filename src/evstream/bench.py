@@ -835,38 +835,6 @@ _CLEANUPS: list[Callable[[], None]] = []
 _E2E_KEYS = {"aws_access_key_id": "AKIDEVSTREAMBENCH", "aws_secret_access_key": "bench-secret"}
 
 
-class _Endpoint:
-    def __init__(self) -> None:
-        import subprocess
-
-        env = dict(os.environ)
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
-        keys = [
-            "--access-key",
-            _E2E_KEYS["aws_access_key_id"],
-            "--secret-key",
-            _E2E_KEYS["aws_secret_access_key"],
-        ]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "evstream", "serve", "--port", "0", *keys],
-            stdout=subprocess.PIPE, env=env, text=True,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on " not in line:
-            self.close()
-            raise RuntimeError(f"the local endpoint did not start: {line!r}")
-        self.url = line.rsplit(" ", 1)[-1].strip()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 def e2e_sets(mode: Mode) -> tuple[list[list[Case]], list[Skip]]:
     skips: list[Skip] = []
     for module in ("evstream.sagemaker", "evstream.emulator"):
@@ -878,7 +846,9 @@ def e2e_sets(mode: Mode) -> tuple[list[list[Case]], list[Skip]]:
     emulator = importlib.import_module("evstream.emulator")
     sagemaker = importlib.import_module("evstream.sagemaker")
     try:
-        endpoint = _Endpoint()
+        endpoint = emulator.EmulatorProcess(
+            "--access-key", _E2E_KEYS["aws_access_key_id"], "--secret-key", _E2E_KEYS["aws_secret_access_key"]
+        )
     except Exception as exc:
         return [], [Skip("e2e", "all", f"could not start the local endpoint: {exc}")]
     _CLEANUPS.append(endpoint.close)
