@@ -16,6 +16,7 @@ from collections.abc import Mapping as _Mapping
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_FromUnsignedLong
 from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -122,8 +123,11 @@ def crc32(data, value=0, /):
     # 64 bytes the call costs more than the checksum.
     if type(data) is bytes and value is 0 and PyBytes_GET_SIZE(data) < NOGIL_THRESHOLD:
         crc = evs_crc32(0, <const unsigned char *>PyBytes_AS_STRING(data), <size_t>PyBytes_GET_SIZE(data))
-        return crc
-    return _crc_buffer(evs_crc32, data, value)
+    else:
+        crc = _crc_buffer(evs_crc32, data, value)
+    # Not Cython's own conversion (PyLong_FromLong): on CPython 3.11 that costs ~12 ns more for values
+    # of 2**30 and up, three CRCs in four.
+    return PyLong_FromUnsignedLong(crc)
 
 
 def _crc32_with(str tier, data, value=0):
@@ -133,7 +137,7 @@ def _crc32_with(str tier, data, value=0):
         if evs_crc32_tier_name(i).decode("ascii") == tier:
             if not evs_crc32_tier_available(i):
                 raise ValueError(f"CRC-32 tier {tier!r} is not available on this CPU")
-            return _crc_buffer(evs_crc32_tier_fn(i), data, value)
+            return PyLong_FromUnsignedLong(_crc_buffer(evs_crc32_tier_fn(i), data, value))
     raise ValueError(f"unknown CRC-32 tier {tier!r}")
 
 
