@@ -158,3 +158,16 @@ def test_twins_encode_identically(both_codecs: tuple[ModuleType, ModuleType]) ->
 def test_decoded_header_block_survives_unusual_names(codec: ModuleType) -> None:
     frame = raw_frame(header("名前".encode(), 0), b"")
     assert codec.decode(frame)[0].headers == {"名前": True}
+
+
+def test_fast_uuid_is_a_real_uuid() -> None:
+    import pickle
+    import uuid
+
+    from evstream.headers import uuid_from_bytes
+
+    for raw in (bytes(16), bytes(range(16)), b"\xff" * 16):
+        fast, slow = uuid_from_bytes(raw), uuid.UUID(bytes=raw)
+        assert fast == slow and hash(fast) == hash(slow) and str(fast) == str(slow)
+        assert fast.is_safe is slow.is_safe and fast.bytes == raw
+        assert pickle.loads(pickle.dumps(fast)) == slow

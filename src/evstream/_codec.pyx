@@ -35,7 +35,7 @@ from .errors import (
     TruncatedStream,
     UnknownHeaderType,
 )
-from .headers import Int8, Int16, Int64, Timestamp, _SizedInt
+from .headers import Int8, Int16, Int64, Timestamp, _SizedInt, uuid_from_bytes
 
 cdef extern from "Python.h":
     int _PyBytes_Resize(PyObject **string, Py_ssize_t newsize) except -1
@@ -313,15 +313,16 @@ cdef object _fixed_value(int type_byte, const unsigned char *p, bint typed):
         if type_byte == 4:
             return <long>(<int32_t>_be32(p))
         return <long long>(<int64_t>_be64(p))
+    # int.__new__ skips the range check of the typed constructors: the wire width guarantees it.
     if type_byte == 2:
-        return Int8(<signed char>p[0])
+        return int.__new__(Int8, <signed char>p[0])
     if type_byte == 3:
-        return Int16(<int16_t>_be16(p))
+        return int.__new__(Int16, <int16_t>_be16(p))
     if type_byte == 4:
         return <long>(<int32_t>_be32(p))
     if type_byte == 5:
-        return Int64(<int64_t>_be64(p))
-    return Timestamp(<int64_t>_be64(p))
+        return int.__new__(Int64, <int64_t>_be64(p))
+    return int.__new__(Timestamp, <int64_t>_be64(p))
 
 
 cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint typed):
@@ -379,7 +380,7 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint
                 raise InvalidHeaderValue.truncated(name, type_byte, 16, end - p)
             value = PyBytes_FromStringAndSize(<const char *>p, 16)
             if typed:
-                value = _uuid.UUID(bytes=value)
+                value = uuid_from_bytes(value)
             p += 16
         else:
             raise UnknownHeaderType(name, type_byte)

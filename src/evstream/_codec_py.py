@@ -29,7 +29,7 @@ from .errors import (
     TruncatedStream,
     UnknownHeaderType,
 )
-from .headers import Int8, Int16, Int64, Timestamp, _SizedInt
+from .headers import Int8, Int16, Int64, Timestamp, _SizedInt, uuid_from_bytes
 
 __all__ = [
     "CRC32_BACKEND",
@@ -290,7 +290,8 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
             if pos + unpacker.size > end:
                 raise InvalidHeaderValue.truncated(name, type_byte, unpacker.size, end - pos)
             (number,) = unpacker.unpack_from(data, pos)
-            value = kind(number) if typed and kind is not int else number
+            # int.__new__ skips the typed constructors' range check: the wire width guarantees it.
+            value = int.__new__(kind, number) if typed and kind is not int else number
             pos += unpacker.size
         elif type_byte == 6 or type_byte == 7:
             if pos + 2 > end:
@@ -314,7 +315,7 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
                 raise InvalidHeaderValue.truncated(name, type_byte, 16, end - pos)
             value = data[pos : pos + 16].tobytes()
             if typed:
-                value = uuid.UUID(bytes=value)
+                value = uuid_from_bytes(value)
             pos += 16
         else:
             raise UnknownHeaderType(name, type_byte)

@@ -93,4 +93,15 @@ class Timestamp(_SizedInt):
         return _EPOCH + datetime.timedelta(milliseconds=int(self))
 
 
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
+
+
+def uuid_from_bytes(raw: bytes) -> uuid.UUID:
+    """``uuid.UUID(bytes=raw)`` for 16 bytes, without its argument parsing (the decoders' hot path)."""
+    value = object.__new__(uuid.UUID)
+    object.__setattr__(value, "int", int.from_bytes(raw, "big"))
+    object.__setattr__(value, "is_safe", _SAFE_UNKNOWN)
+    return value
+
+
 HeaderValue = Union[bool, int, str, bytes, Int8, Int16, Int64, Timestamp, uuid.UUID]
