@@ -19,8 +19,13 @@ from evstream import bench
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    # The files are named bench_*.py (orjson's convention), which pytest does not collect by default.
-    if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
+    # The files are named bench_*.py (orjson's convention), which pytest does not collect by default;
+    # a file named on the command line pytest collects itself.
+    if (
+        file_path.suffix == ".py"
+        and file_path.name.startswith("bench_")
+        and not parent.session.isinitpath(file_path)
+    ):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
 
