@@ -101,8 +101,11 @@ def test_no_atheris_loop_runs() -> None:
 def test_fuzz_short(tmp_path: Path) -> None:
     seconds = int(os.environ.get("EVSTREAM_FUZZ_SECONDS", "60"))
     env = dict(os.environ)
-    src = str(HERE.parent.parent / "src")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), src]))
+    import evstream
+
+    # the evstream under test (source tree or site-packages), and the tests' helpers
+    package_root = str(Path(evstream.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     (tmp_path / "new").mkdir()
     result = subprocess.run(
         [
