@@ -421,28 +421,23 @@ def test_shared_decoder_concurrent_feed_raises_runtime_error(module: str) -> Non
 def test_close_racing_header_decoding_never_returns_a_wrong_message(
     codec: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A frame assembled across chunks; its Int8 header is decoded through Python code, where the GIL
-    # can pass to another thread. Here that is made certain: the Int8 class used by the decoder is
-    # replaced by one that, the first time, lets thread B call close() and waits for it. The feeding
-    # thread must then get the right message or an error; never a message with a lost payload (and,
-    # under ASan, the rest of the headers block must not be read after close() freed it).
-    from evstream.headers import Int8
+    # A frame assembled across chunks; its uuid headers are decoded through Python code
+    # (headers.uuid_from_bytes), where the GIL can pass to another thread. Here that is made certain:
+    # the function the decoder calls is replaced by one that, the first time, lets thread B call
+    # close() and waits for it. The feeding thread must then get the right message or an error; never
+    # a message with a lost payload (and, under ASan, the rest of the headers block must not be read
+    # after close() freed it).
+    from evstream.headers import uuid_from_bytes
 
     in_decode, closed = threading.Event(), threading.Event()
 
-    class Pausing(Int8):
-        __slots__ = ()
+    def pausing(raw: bytes) -> Any:
+        if not in_decode.is_set():
+            in_decode.set()
+            closed.wait(10)  # releases the GIL: B runs close() now
+        return uuid_from_bytes(raw)
 
-        def __new__(cls, value: int) -> Any:  # type: ignore[misc]
-            if not in_decode.is_set():
-                in_decode.set()
-                closed.wait(10)  # releases the GIL: B runs close() now
-            return Int8(value)
-
-    if hasattr(codec, "_FIXED"):  # the twin maps wire types to classes in a table
-        monkeypatch.setitem(codec._FIXED, 2, (codec._FIXED[2][0], Pausing))
-    else:
-        monkeypatch.setattr(codec, "Int8", Pausing)
+    monkeypatch.setattr(codec, "uuid_from_bytes", pausing)
     block = header(b"i8", 2, b"\x05") + b"".join(
         header(f"u{i}".encode(), 9, bytes(range(16))) for i in range(50)
     )
