@@ -17,10 +17,13 @@ from ._base import (
     SAGEMAKER,
     BaseClient,
     Operation,
+    StreamState,
     event_timeout,
     first_byte_timeout,
+    incomplete_frame,
     non_payload,
     response_dict,
+    unexpected_response,
 )
 from .config import Config, Request
 from .errors import (
@@ -28,7 +31,6 @@ from .errors import (
     ConnectTimeout,
     IncompleteStream,
     SageMakerRuntimeError,
-    service_error,
 )
 
 __all__ = ["AsyncBedrockClient", "AsyncClient", "AsyncEventStream"]
@@ -148,22 +150,16 @@ class AsyncBedrockClient(AsyncClient):
         return await self._invoke(request, BEDROCK)
 
 
-class AsyncEventStream:
+class AsyncEventStream(StreamState):
     """``async for event in stream`` gives boto3's events; :meth:`payloads`, :meth:`text`, :meth:`lines`,
     :meth:`sse`, :meth:`json` and :meth:`tokens` are the typed views. Cancelling the task that reads,
     ``close()`` or leaving ``async with`` releases the connection."""
 
+    _client: AsyncClient
+
     def __init__(self, client: AsyncClient, request: Request, operation: Operation = SAGEMAKER) -> None:
-        self._client = client
-        self._request = request
-        self._operation = operation
+        super().__init__(client, request, operation)
         self._response: aiohttp.ClientResponse | None = None
-        self._status = 0
-        self._headers: dict[str, str] = {}
-        self._attempts = 0
-        self._delivered = False
-        self._closed = False
-        self.request_id: str | None = None
 
     async def _start(self) -> None:
         config = self._client.config
@@ -190,11 +186,7 @@ class AsyncEventStream:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             body = b""
         response.release()
-        if response.status == 200:
-            return IncompleteStream(
-                f"Expected an event stream, got Content-Type {response.headers.get('Content-Type')!r}"
-            )
-        return service_error(response.status, {k.lower(): v for k, v in response.headers.items()}, body)
+        return unexpected_response(response.status, response.headers, body)
 
     def payloads(self) -> AsyncIterator[bytes]:
         """The raw bytes of each PayloadPart."""
@@ -269,11 +261,7 @@ class AsyncEventStream:
                 raise first_byte_timeout(config.first_byte_timeout, request_id) from None
             raise event_timeout(config.event_timeout, request_id) from None
         except TruncatedStream as exc:
-            raise IncompleteStream(
-                f"The response body ended inside an event-stream frame: {exc}",
-                exc.buffered,
-                request_id=request_id,
-            ) from None
+            raise incomplete_frame(exc, request_id) from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
             raise IncompleteStream(f"The response body was cut short: {exc}", request_id=request_id) from None
         finally:

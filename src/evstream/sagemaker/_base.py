@@ -10,6 +10,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import TruncatedStream
 from .config import Config, Request, build_request
 from .errors import (
     ConnectionFailed,
@@ -30,6 +31,7 @@ from .errors import (
     ThrottlingException,
     UnmodelledStreamError,
     ValidationError,
+    service_error,
     stream_exception,
 )
 from .signing import Signer, resolve
@@ -171,6 +173,37 @@ def non_payload(headers: Mapping[str, Any], payload: bytes, request_id: str | No
     if headers.get(":message-type", "event") == "event":
         return None
     return stream_exception(headers, payload, request_id)
+
+
+class StreamState:
+    """What a response stream, sync or asyncio, keeps about its request: attempts, whether an event was
+    delivered (retries stop there), and the response headers."""
+
+    def __init__(self, client: BaseClient, request: Request, operation: Operation) -> None:
+        self._client = client
+        self._request = request
+        self._operation = operation
+        self._status = 0
+        self._headers: dict[str, str] = {}
+        self._attempts = 0
+        self._delivered = False
+        self._closed = False
+        self.request_id: str | None = None
+
+
+def unexpected_response(status: int, headers: Mapping[str, str], body: bytes) -> SageMakerRuntimeError:
+    """The error for a response that is not a 200 event stream (``body``: its first MiB)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if status == 200:
+        return IncompleteStream(f"Expected an event stream, got Content-Type {lowered.get('content-type')!r}")
+    return service_error(status, lowered, body)
+
+
+def incomplete_frame(exc: TruncatedStream, request_id: str | None) -> IncompleteStream:
+    """The body ended inside an event-stream frame."""
+    return IncompleteStream(
+        f"The response body ended inside an event-stream frame: {exc}", exc.buffered, request_id=request_id
+    )
 
 
 def first_byte_timeout(timeout: float, request_id: str | None) -> FirstByteTimeout:

@@ -20,10 +20,13 @@ from ._base import (
     SAGEMAKER,
     BaseClient,
     Operation,
+    StreamState,
     event_timeout,
     first_byte_timeout,
+    incomplete_frame,
     non_payload,
     response_dict,
+    unexpected_response,
 )
 from .config import Config, Request
 from .errors import (
@@ -31,7 +34,6 @@ from .errors import (
     ConnectTimeout,
     IncompleteStream,
     SageMakerRuntimeError,
-    service_error,
 )
 
 __all__ = ["Client", "EventStream"]
@@ -140,7 +142,7 @@ class Client(BaseClient):
             raise ConnectionFailed(f"Connection to {self.endpoint_url} failed: {exc}") from None
 
 
-class EventStream:
+class EventStream(StreamState):
     """The response stream. Iterate it for boto3's events, or use the faster typed views:
     :meth:`payloads` (raw bytes), :meth:`text`, :meth:`lines`, :meth:`sse`, :meth:`json`.
 
@@ -148,17 +150,11 @@ class EventStream:
     a ``with`` block) closes the connection; a stream read to its end returns it to the pool.
     """
 
+    _client: Client
+
     def __init__(self, client: Client, request: Request, operation: Operation = SAGEMAKER) -> None:
-        self._client = client
-        self._request = request
-        self._operation = operation
+        super().__init__(client, request, operation)
         self._response: urllib3.BaseHTTPResponse | None = None
-        self._status = 0
-        self._headers: dict[str, str] = {}
-        self._attempts = 0
-        self._delivered = False
-        self._closed = False
-        self.request_id: str | None = None
 
     # -- opening and retries --------------------------------------------------------------------
 
@@ -188,11 +184,7 @@ class EventStream:
         except (HTTPError, OSError):
             body = b""
             response.close()
-        if response.status == 200:
-            return IncompleteStream(
-                f"Expected an event stream, got Content-Type {response.headers.get('content-type')!r}"
-            )
-        return service_error(response.status, {k.lower(): v for k, v in response.headers.items()}, body)
+        return unexpected_response(response.status, response.headers, body)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -299,11 +291,7 @@ class EventStream:
                 raise first_byte_timeout(config.first_byte_timeout, request_id) from None
             raise event_timeout(config.event_timeout, request_id) from None
         except TruncatedStream as exc:
-            raise IncompleteStream(
-                f"The response body ended inside an event-stream frame: {exc}",
-                exc.buffered,
-                request_id=request_id,
-            ) from None
+            raise incomplete_frame(exc, request_id) from None
         except (_ChunkError, http.client.HTTPException) as exc:
             raise IncompleteStream(f"The response body was cut short: {exc}", request_id=request_id) from None
         except OSError as exc:
