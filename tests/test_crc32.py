@@ -93,6 +93,22 @@ def test_tier_large(tier: str) -> None:
     assert crc_with(tier, big) == zlib.crc32(big)
 
 
+@pytest.mark.parametrize("tier", tiers())
+def test_tier_prefetch_and_alignment_bounds(tier: str) -> None:
+    # Sizes where the steady-state loops start or stop prefetching (4 KiB ahead of 128/256/512-byte
+    # blocks) and where the zmm tier starts aligning its loads (32 KiB), at every offset from a cache line.
+    crc_with = load_codec("c")._crc32_with
+    big = memoryview(random.Random(4).randbytes(2 * 1024 * 1024 + 64))
+    sizes = [4096 + 128, 4096 + 256 - 1, 4096 + 512 + 1, 32 * 1024 - 1, 32 * 1024, 32 * 1024 + 95]
+    for offset in range(64):
+        for size in sizes:
+            chunk = big[offset : offset + size]
+            assert crc_with(tier, chunk, 0x12345678) == zlib.crc32(chunk, 0x12345678), (offset, size)
+    for offset in (0, 1, 17, 33, 63):
+        chunk = big[offset : offset + 2 * 1024 * 1024 - 7]
+        assert crc_with(tier, chunk) == zlib.crc32(chunk), offset
+
+
 def test_unknown_tier_rejected() -> None:
     if PURE_PYTHON_RUN:
         pytest.skip("pure-Python run")

@@ -20,12 +20,19 @@ EXT = ROOT / "ext"
 SOURCES = [EXT / "crc32.c", EXT / "crc32_x86.c", EXT / "crc32_arm.c", EXT / "cpu.c"]
 TEST_C = ROOT / "tests" / "c" / "test_crc32.c"
 BENCH_C = ROOT / "tests" / "c" / "bench_crc32.c"
+AVX512_EMULATED_C = ROOT / "tests" / "c" / "avx512_emulated.c"
 WARN = ["-Wall", "-Wextra", "-Werror"]
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
 
-def build(cc: list[str], out: Path, main: Path = TEST_C, flags: tuple[str, ...] = ("-O2",)) -> Path:
-    cmd = [*cc, *flags, *WARN, f"-I{EXT}", str(main), *map(str, SOURCES), "-o", str(out)]
+def build(
+    cc: list[str],
+    out: Path,
+    main: Path = TEST_C,
+    flags: tuple[str, ...] = ("-O2",),
+    extra: tuple[Path, ...] = (),
+) -> Path:
+    cmd = [*cc, *flags, *WARN, f"-I{EXT}", str(main), *map(str, (*extra, *SOURCES)), "-o", str(out)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stdout}{res.stderr}"
     assert not res.stderr.strip(), f"compiler printed diagnostics:\n{res.stderr}"
@@ -68,6 +75,25 @@ def test_native_O0(tmp_path: Path) -> None:
     """Unoptimised builds: where plain (non-zero-extending) vector casts have given wrong results."""
     cc = need("gcc")
     run([str(build([cc], tmp_path / "test_crc32_O0", flags=("-O0",))), "--quick"])
+
+
+@pytest.mark.skipif(not IS_X86, reason="x86 kernels")
+@pytest.mark.parametrize("opt", ["-O2", "-O0"])
+def test_avx512_kernel_emulated(opt: str, tmp_path: Path) -> None:
+    """The zmm kernel's logic on any machine with the AVX2 tier: tests/c/avx512_emulated.c rebuilds it with
+    every 512-bit intrinsic done as four 128-bit ones, and the C test sweeps it like a tier."""
+    cc = need("gcc")
+    flags = (
+        opt,
+        "-DEVS_TEST_EXTRA_KERNEL=evs_test_crc32_avx512_emulated",
+        '-DEVS_TEST_EXTRA_NAME="vpclmulqdq-avx512-emulated"',
+    )
+    binary = build([cc], tmp_path / "test_crc32_avx512_emulated", flags=flags, extra=(AVX512_EMULATED_C,))
+    out = run([str(binary), "--quick"] if opt == "-O0" else [str(binary)])
+    status = tiers(out).get("vpclmulqdq-avx512-emulated")
+    if status == "unavailable":
+        pytest.skip("this CPU has no vpclmulqdq-avx2 tier to emulate on")
+    assert status == "ok", out
 
 
 def test_bench_builds(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
  *   cc -O2 -Iext tests/c/test_crc32.c ext/crc32.c ext/crc32_x86.c ext/crc32_arm.c ext/cpu.c -o t && ./t
  *   ./t --quick      smaller sweep (for emulators)
  *
+ * Built with -DEVS_TEST_EXTRA_KERNEL=fn -DEVS_TEST_EXTRA_NAME='"name"' and the file defining fn (e.g.
+ * tests/c/avx512_emulated.c), it also sweeps that kernel, when this CPU has the AVX2 tier it builds on.
+ *
  * Prints one line per tier and "N passed, N failed" last; exits non-zero on any failure.
  */
 #include <stdint.h>
@@ -11,6 +14,10 @@
 #include <string.h>
 
 #include "crc32.h"
+
+#ifdef EVS_TEST_EXTRA_KERNEL
+uint32_t EVS_TEST_EXTRA_KERNEL(uint32_t crc, const unsigned char *buf, size_t len);
+#endif
 
 #define MAXLEN 4096
 #define MAXMIS 64
@@ -151,6 +158,19 @@ static void test_tier(const char *name, evs_crc32_fn fn, int quick)
             got = fn((uint32_t)t, b + m, n);
             check(got == want, "large", name, n, m, got, want);
         }
+        /* Past 32 KiB at every offset from a cache line that changes how a head is split off (the zmm
+         * tier aligns its loop), against the bitwise oracle. */
+        {
+            static const size_t offsets[] = {1, 16, 31, 32, 33, 40, 48, 63};
+            static const size_t lens[] = {32768, 32768 + 95, 40000 + 7};
+            size_t o, l;
+            for (o = 0; o < sizeof(offsets) / sizeof(offsets[0]); o++)
+                for (l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+                    size_t n = lens[l], m = offsets[o];
+                    uint32_t want = ref_crc(seed, b + m, n), got = fn(seed, b + m, n);
+                    check(got == want, "large-offset", name, n, m, got, want);
+                }
+        }
         free(braw);
     }
 
@@ -243,6 +263,16 @@ int main(int argc, char **argv)
         avail++;
         test_tier(evs_crc32_tier_name(i), fn, quick);
     }
+
+#ifdef EVS_TEST_EXTRA_KERNEL
+    for (i = 0; i < n; i++)
+        if (strcmp(evs_crc32_tier_name(i), "vpclmulqdq-avx2") == 0) {
+            if (evs_crc32_tier_available(i))
+                test_tier(EVS_TEST_EXTRA_NAME, EVS_TEST_EXTRA_KERNEL, quick);
+            else
+                printf("tier %-18s unavailable\n", EVS_TEST_EXTRA_NAME);
+        }
+#endif
 
     /* Mixed chaining: every available tier continues any other's CRC. */
     {
