@@ -88,7 +88,11 @@ def _exception(behavior: Behavior, bedrock: bool) -> bytes:
     fault = behavior.fault
     body: dict[str, Any]
     if fault == "model-stream-error" and bedrock:
-        body = {"message": "Emulated model stream error", "originalStatusCode": 500, "originalMessage": "model failed"}
+        body = {
+            "message": "Emulated model stream error",
+            "originalStatusCode": 500,
+            "originalMessage": "model failed",
+        }
         return exception_frame("modelStreamErrorException", body)
     if fault == "internal-stream-failure" and bedrock:
         return exception_frame("internalServerException", {"message": "Emulated internal server error"})
@@ -97,7 +101,11 @@ def _exception(behavior: Behavior, bedrock: bool) -> bytes:
         return exception_frame("ModelStreamError", body)
     if fault == "internal-stream-failure":
         return exception_frame("InternalStreamFailure", {"Message": "Emulated internal stream failure"})
-    headers = {":message-type": "error", ":error-code": "EmulatedError", ":error-message": "Emulated unmodelled error"}
+    headers = {
+        ":message-type": "error",
+        ":error-code": "EmulatedError",
+        ":error-message": "Emulated unmodelled error",
+    }
     return encode(headers)
 
 

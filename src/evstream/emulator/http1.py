@@ -127,7 +127,7 @@ async def _head(reader: asyncio.StreamReader, first: bytes, limits: Limits) -> R
 
 
 async def _chunked_body(reader: asyncio.StreamReader, limits: Limits) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     size = 0
     budget = [limits.max_head_bytes]  # size lines and trailers
     while True:
@@ -223,7 +223,9 @@ def write_simple(
     writer.write(response_head(status, headers) + body)
 
 
-def write_error(writer: asyncio.StreamWriter, exc: HTTPError, request_id: str, *, close: bool = False) -> None:
+def write_error(
+    writer: asyncio.StreamWriter, exc: HTTPError, request_id: str, *, close: bool = False
+) -> None:
     body = json.dumps({"Message": str(exc), **exc.extra}).encode()
     headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": f"{exc.error_type}:"}
     if close:
@@ -240,7 +242,9 @@ class ChunkedSender:
 
     _COALESCE = 16384
 
-    def __init__(self, writer: asyncio.StreamWriter, *, group: int = 1, cut: int = 0, coalesce: bool = False) -> None:
+    def __init__(
+        self, writer: asyncio.StreamWriter, *, group: int = 1, cut: int = 0, coalesce: bool = False
+    ) -> None:
         self.writer = writer
         self.group = group
         self.cut = cut

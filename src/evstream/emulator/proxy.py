@@ -30,7 +30,9 @@ class _UpstreamBroken(Exception):
 class Upstream:
     """A model container reached at ``url`` (``http://`` or ``https://``)."""
 
-    def __init__(self, url: str, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 300.0) -> None:
+    def __init__(
+        self, url: str, *, ssl_context: ssl.SSLContext | None = None, timeout: float = 300.0
+    ) -> None:
         split = urllib.parse.urlsplit(url)
         if split.scheme not in ("http", "https") or not split.hostname:
             raise ValueError(f"the upstream must be an http:// or https:// URL, not {url!r}")
@@ -78,14 +80,18 @@ class Upstream:
             try:
                 status, up_headers = await asyncio.wait_for(_response_head(up_reader, limits), self.timeout)
             except (_UpstreamBroken, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
-                raise HTTPError(424, "ModelError", "the container sent no valid response", OriginalStatusCode=502) from None
+                raise HTTPError(
+                    424, "ModelError", "the container sent no valid response", OriginalStatusCode=502
+                ) from None
             content_type = up_headers.get("content-type", "application/octet-stream")
             chunks = _body(up_reader, up_headers, limits)
             if status != 200 or whole:
                 try:
                     body = b"".join([c async for c in chunks])
                 except (_UpstreamBroken, ConnectionError, asyncio.IncompleteReadError):
-                    raise HTTPError(424, "ModelError", "the container's response was cut short", OriginalStatusCode=502) from None
+                    raise HTTPError(
+                        424, "ModelError", "the container's response was cut short", OriginalStatusCode=502
+                    ) from None
                 if status != 200:
                     raise HTTPError(
                         424,
@@ -136,7 +142,9 @@ async def _response_head(reader: asyncio.StreamReader, limits: Limits) -> tuple[
     return int(match.group(1)), headers
 
 
-async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str], limits: Limits) -> AsyncIterator[bytes]:
+async def _body(
+    reader: asyncio.StreamReader, headers: Mapping[str, str], limits: Limits
+) -> AsyncIterator[bytes]:
     if headers.get("transfer-encoding", "").lower() == "chunked":
         while True:
             size_line = (await reader.readline()).split(b";")[0].strip()

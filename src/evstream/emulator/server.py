@@ -106,9 +106,11 @@ class Emulator:
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
-        except Exception as exc:  # a bug must not leave the client hanging nor print a client-driven traceback
+        except Exception as exc:  # a bug: answer and close, no client-driven traceback
             _log.error("request failed: %r", exc)
-            write_error(writer, HTTPError(500, "InternalFailure", "internal error"), _request_id(), close=True)
+            write_error(
+                writer, HTTPError(500, "InternalFailure", "internal error"), _request_id(), close=True
+            )
         finally:
             self.open_connections -= 1
             self._tasks.discard(task)
@@ -172,7 +174,9 @@ class Emulator:
                 return True
             return await self._stream(request, writer, behavior)
         if bedrock:  # Bedrock Runtime: the same framing, chunk events carrying base64 in JSON
-            behavior = await pre_stream_fault(self._behavior(request), request.body, self._attempts, bedrock=True)
+            behavior = await pre_stream_fault(
+                self._behavior(request), request.body, self._attempts, bedrock=True
+            )
             if parts[2] == "invoke":
                 body = b"".join(generate_records(dataclasses.replace(behavior, straddle=False)))
                 headers = {"x-amzn-RequestId": _request_id()}
@@ -201,7 +205,9 @@ class Emulator:
     def _response_headers(self, request: RecordedRequest) -> dict[str, str]:
         headers = {
             "x-amzn-RequestId": _request_id(),
-            "X-Amzn-Invoked-Production-Variant": request.headers.get("x-amzn-sagemaker-target-variant", self.variant),
+            "X-Amzn-Invoked-Production-Variant": request.headers.get(
+                "x-amzn-sagemaker-target-variant", self.variant
+            ),
         }
         attributes = request.headers.get("x-amzn-sagemaker-custom-attributes")
         if attributes is not None:
@@ -229,7 +235,12 @@ class Emulator:
         await sender.end()
 
     async def _stream(
-        self, request: RecordedRequest, writer: asyncio.StreamWriter, behavior: Behavior, *, bedrock: bool = False
+        self,
+        request: RecordedRequest,
+        writer: asyncio.StreamWriter,
+        behavior: Behavior,
+        *,
+        bedrock: bool = False,
     ) -> bool:
         content_type = CONTENT_TYPES[behavior.format]
         if bedrock:

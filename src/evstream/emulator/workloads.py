@@ -13,7 +13,15 @@ from typing import Any
 
 from .faults import FAULTS
 
-__all__ = ["CONTENT_TYPES", "FORMATS", "Behavior", "generate_records", "generate_text", "split_parts", "token"]
+__all__ = [
+    "CONTENT_TYPES",
+    "FORMATS",
+    "Behavior",
+    "generate_records",
+    "generate_text",
+    "split_parts",
+    "token",
+]
 
 FORMATS = ("tgi", "lmi", "openai", "raw")
 
