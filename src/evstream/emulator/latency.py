@@ -13,6 +13,7 @@ record took from the server's ``write()`` to its own hands: receive time minus `
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
 import math
@@ -21,7 +22,18 @@ import re
 import time
 from collections.abc import Callable
 
-__all__ = ["KINDS", "STAMP_FIELD", "Distribution", "Pacing", "clock_ns", "parse_duration", "stamp_record"]
+__all__ = [
+    "KINDS",
+    "STAMP_FIELD",
+    "Distribution",
+    "Pacing",
+    "add_latency_arguments",
+    "check_profile",
+    "clock_ns",
+    "distribution",
+    "parse_duration",
+    "stamp_record",
+]
 
 KINDS = ("constant", "normal", "lognormal", "uniform")
 STAMP_FIELD = "sent_ns"
@@ -143,6 +155,35 @@ class Pacing:
         else:
             self.due += self.interval
         return self.due
+
+
+def distribution(text: str) -> str:
+    """``text`` if it parses as a duration distribution (an argparse ``type``: errors name it)."""
+    Distribution.parse(text)
+    return text
+
+
+def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` options of the latency profile."""
+    parser.add_argument(
+        "--ttft",
+        type=distribution,
+        default="",
+        help="time to first token: 200ms, normal:200ms,20ms, lognormal:MEAN,SD or uniform:LOW,HIGH",
+    )
+    parser.add_argument("--itl", type=distribution, default="", help="time between tokens (as --ttft)")
+    parser.add_argument(
+        "--stamp", action="store_true", help=f'add the send time ("{STAMP_FIELD}", ns) to each JSON record'
+    )
+
+
+def check_profile(ttft: str, itl: str, stamp: bool, straddle: bool) -> None:
+    """ValueError for a profile that does not parse, or stamps on parts cut across records."""
+    for text in (ttft, itl):
+        if text:
+            Distribution.parse(text)
+    if stamp and straddle:
+        raise ValueError("stamp needs one record per part: it cannot be combined with straddle")
 
 
 def stamp_record(record: bytes) -> bytes:

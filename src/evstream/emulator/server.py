@@ -16,6 +16,7 @@ from typing import Any
 from .events import bedrock_chunk, payload_part
 from .faults import STREAM_FAULTS, pre_stream_fault, stream_fault
 from .http1 import ChunkedSender, HTTPError, Limits, read_request, response_head, write_error, write_simple
+from .latency import Pacing, stamp_record
 from .proxy import Upstream
 from .recording import AttemptCounter, RecordedRequest, RequestLog
 from .sigv4 import payload_hash, verify_sigv4
@@ -78,7 +79,12 @@ class Emulator:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._connection, self.host, self.port, ssl=self.ssl, limit=self.limits.max_head_bytes
+            self._connection,
+            self.host,
+            self.port,
+            ssl=self.ssl,
+            limit=self.limits.max_head_bytes,
+            backlog=1024,  # a thousand clients may connect at once (asyncio's default is 100)
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -250,27 +256,27 @@ class Emulator:
         headers["Content-Type"] = "application/vnd.amazon.eventstream"
         headers["Transfer-Encoding"] = "chunked"
         writer.write(response_head(200, headers))
+        pacing = Pacing.of(behavior.ttft, behavior.itl, behavior.rate, behavior.seed)
         sender = ChunkedSender(
             writer,
             group=behavior.chunk_events,
             cut=behavior.chunk_bytes,
-            coalesce=behavior.coalesce and not behavior.rate,
+            coalesce=behavior.coalesce and pacing is None,
         )
         in_stream_fault = behavior.fault in STREAM_FAULTS
         event = bedrock_chunk if bedrock else payload_part
-        interval = 1.0 / behavior.rate if behavior.rate else 0.0
         start = time.monotonic()
         for n, part in enumerate(split_parts(behavior)):
             if in_stream_fault and n == behavior.after:
                 outcome = await stream_fault(sender, behavior, bedrock)
                 if outcome != "continue":
                     return outcome == "ended"
-            if interval:
+            if pacing is not None:
                 await sender.flush()
-                delay = start + n * interval - time.monotonic()
+                delay = start + pacing.next_due(n) - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await sender.frame(event(part))
+            await sender.frame(event(stamp_record(part) if behavior.stamp else part))
             if n % 256 == 255:  # let other streams run when the socket never pushes back
                 await asyncio.sleep(0)
         if in_stream_fault and behavior.after >= behavior.tokens:

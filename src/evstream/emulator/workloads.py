@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .faults import FAULTS
+from .latency import check_profile
 
 __all__ = [
     "CONTENT_TYPES",
@@ -97,6 +98,9 @@ class Behavior:
     stall: float = 3600.0
     seed: int = 0
     coalesce: bool = True  # when rate is 0: several HTTP chunks per socket write
+    ttft: str = ""  # latency profile (see latency.Distribution): time to the first token ...
+    itl: str = ""  # ... and between tokens, e.g. "normal:20ms,4ms"
+    stamp: bool = False  # add the send time ("sent_ns") to each JSON record
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -105,6 +109,7 @@ class Behavior:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}, not {self.fault!r}")
         if self.tokens < 0 or self.chunk_events < 1 or self.chunk_bytes < 0 or self.rate < 0:
             raise ValueError("tokens, rate and chunk_bytes must be >= 0 and chunk_events >= 1")
+        check_profile(self.ttft, self.itl, self.stamp, self.straddle)
 
     def replace(self, overrides: Mapping[str, Any]) -> Behavior:
         fields = {f.name: f.type for f in dataclasses.fields(self)}
