@@ -407,6 +407,7 @@ class RecordParser:
             text_fallback=self.plain_text and format is None,
         )
         self.state = StreamState()
+        self.error: InBandError | None = None  # raised once the records before it are delivered
 
     @property
     def format(self) -> str | None:
@@ -421,24 +422,34 @@ class RecordParser:
     def close(self) -> list[Any]:
         return self._records(self._json.close())
 
+    def raise_error(self) -> None:
+        """Raise the in-band error the stream reported, if any (after the records before it)."""
+        if self.error is not None:
+            raise self.error
+
     def _records(self, values: list[Any]) -> list[Any]:
+        self.raise_error()
         if self._json.framing == "text":
             return values
         fmt, state = self._format, self.state
-        for value in values:
+        for index, value in enumerate(values):
             if type(value) is not dict:
                 continue
             if "error" in value or "object" in value:
-                error = record_error(value)
-                if error is not None:
-                    raise error
+                self.error = record_error(value)
+                if self.error is not None:
+                    return values[:index]
             if fmt is None:
                 fmt = self._format = detect_format(value)
                 if fmt is None:
                     continue
                 if fmt.name == "tgi" and self._json.framing == "json":
                     fmt = self._format = FORMATS["lmi"]
-            fmt.final(value, state)
+            try:
+                fmt.final(value, state)
+            except InBandError as exc:
+                self.error = exc
+                return values[:index]
             metrics = value.get("amazon-bedrock-invocationMetrics")
             if isinstance(metrics, dict):
                 state.count(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
@@ -508,6 +519,7 @@ class _SyncStream(_Outcome, Generic[T]):
 
     def __next__(self) -> T:
         while self._next >= len(self._ready):
+            self._parser.raise_error()
             if self._chunks is None:
                 raise StopIteration
             self._next = 0
@@ -543,6 +555,7 @@ class _AsyncStream(_Outcome, Generic[T]):
 
     async def __anext__(self) -> T:
         while self._next >= len(self._ready):
+            self._parser.raise_error()
             if self._chunks is None:
                 raise StopAsyncIteration
             self._next = 0
