@@ -11,12 +11,21 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import os
 import re
 import time
 import urllib.parse
 from collections.abc import Mapping
 
-__all__ = ["ALGORITHM", "payload_hash", "verify_sigv4"]
+__all__ = [
+    "ACCESS_KEY_ENV",
+    "ALGORITHM",
+    "SECRET_KEY_ENV",
+    "credentials_env",
+    "load_credentials",
+    "payload_hash",
+    "verify_sigv4",
+]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
@@ -116,3 +125,40 @@ def verify_sigv4(
     if not hmac.compare_digest(expected, signature):
         return "The request signature we calculated does not match the signature you provided"
     return None
+
+
+ACCESS_KEY_ENV = "EVSTREAM_ENDPOINT_ACCESS_KEY_ID"
+SECRET_KEY_ENV = "EVSTREAM_ENDPOINT_SECRET_ACCESS_KEY"
+
+
+def load_credentials(
+    access_key: str | None = None,
+    secret_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str] | None:
+    """The endpoint's keys ({access key id: secret}), or None for an endpoint that checks no signature.
+
+    The access key id comes from ``access_key`` or ``$EVSTREAM_ENDPOINT_ACCESS_KEY_ID``; the secret from
+    the first line of ``secret_file`` or ``$EVSTREAM_ENDPOINT_SECRET_ACCESS_KEY``, never from a command
+    line (every user of the machine can read one in ``ps``). Raises ValueError when only one half is set.
+    """
+    env = os.environ if environ is None else environ
+    access_key = access_key or env.get(ACCESS_KEY_ENV) or None
+    if secret_file:
+        with open(secret_file, encoding="utf-8") as handle:
+            secret: str | None = handle.readline().strip()
+    else:
+        secret = env.get(SECRET_KEY_ENV)
+    if not access_key and not secret:
+        return None
+    if not access_key or not secret:
+        raise ValueError(
+            f"an access key id ({ACCESS_KEY_ENV}) and a secret key ({SECRET_KEY_ENV} or a secret key "
+            "file) go together"
+        )
+    return {access_key: secret}
+
+
+def credentials_env(access_key: str, secret: str) -> dict[str, str]:
+    """The environment that gives a child ``python -m evstream serve`` these keys."""
+    return {ACCESS_KEY_ENV: access_key, SECRET_KEY_ENV: secret}
