@@ -1,12 +1,13 @@
-"""evstream.botocore vs botocore: the EventStreamBuffer API, and boto3 end to end (issue 3).
+"""evstream.botocore vs botocore: the EventStreamBuffer API, and boto3 end to end.
 
 1. ``EventStreamBuffer``: TGI-sized PayloadPart events (~230-byte frames) fed in 64 KiB chunks and in
    one-frame chunks, through botocore's buffer and through the drop-in (C and pure-Python codecs). Each
    drop-in case records ``ratio_vs_botocore`` (botocore's best time / the drop-in's best, measured in the
    same run) in ``extra_info``; the target is >= 10 at both chunk sizes.
 2. boto3 ``invoke_endpoint_with_response_stream`` against the emulator in a child process, with and without
-   ``install()``: client CPU per event (``time.process_time``), and the share of it that is still botocore's
-   (event parsing, HTTP) once the frames decode through evstream.
+   ``install()`` (the harness of :mod:`evstream.bench.e2e`): client CPU per event (``time.process_time``),
+   and the share of it that is still botocore's (event parsing, HTTP) once the frames decode through
+   evstream.
 
     python -m pytest benchmarks/bench_botocore.py --benchmark-group-by=group
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 import evstream
-from evstream.emulator import Behavior, EmulatorProcess, generate_records, generate_text, split_parts
+from evstream.bench.e2e import Clients, LocalEndpoint, Workload
+from evstream.emulator import Behavior, generate_records, split_parts
 
 eventstream = pytest.importorskip("botocore.eventstream")
 import evstream.botocore as eb  # noqa: E402
@@ -39,7 +40,6 @@ EVENT_HEADERS = {
     ":content-type": "application/octet-stream",
     ":message-type": "event",
 }
-KEYS = {"aws_access_key_id": "AKIDBENCH", "aws_secret_access_key": "bench-secret", "region_name": "us-east-1"}
 
 PAYLOADS = list(generate_records(Behavior(format="tgi", tokens=EVENTS)))
 FRAMES = [evstream.encode(EVENT_HEADERS, p) for p in PAYLOADS]
@@ -132,41 +132,25 @@ def test_event_stream_buffer(benchmark: Any, chunking: str, implementation: str)
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with EmulatorProcess() as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
-def client(endpoint: str) -> Any:
-    boto3 = pytest.importorskip("boto3")
-    return boto3.session.Session().client("sagemaker-runtime", endpoint_url=endpoint, **KEYS)
-
-
-def stream_once(client: Any, body: bytes) -> bytes:
-    response = client.invoke_endpoint_with_response_stream(EndpointName="bench", Body=body)
-    return b"".join(event["PayloadPart"]["Bytes"] for event in response["Body"])
+def clients() -> Iterator[Clients]:
+    pytest.importorskip("boto3")
+    with LocalEndpoint() as endpoint, Clients(endpoint) as made:
+        yield made
 
 
 @pytest.mark.benchmark(timer=time.process_time)
 @pytest.mark.parametrize("chunk_events", [1, 64])
 @pytest.mark.parametrize("dropin", [False, True], ids=["boto3", "boto3+install()"])
-def test_boto3_stream_cpu(benchmark: Any, client: Any, dropin: bool, chunk_events: int) -> None:
-    body = json.dumps(
-        {"emulator": {"format": "raw", "tokens": EVENTS, "chunk_events": chunk_events}}
-    ).encode()
-    want = generate_text(Behavior(format="raw", tokens=EVENTS)).encode()
+def test_boto3_stream_cpu(benchmark: Any, clients: Clients, dropin: bool, chunk_events: int) -> None:
+    workload = Workload(EVENTS, chunk_events=chunk_events)
+    peer = "boto3 + evstream drop-in" if dropin else "boto3"
+    run = clients.runner(peer, workload)
     benchmark.group = f"boto3 client CPU: {EVENTS} events, {chunk_events} per HTTP chunk"
     eb.uninstall()
-    try:
-        if dropin:
-            eb.install()
-        correct = stream_once(client, body) == want
-        benchmark.extra_info.update(implementation="boto3 + evstream" if dropin else "boto3", correct=correct)
-        assert correct, "the stream was incomplete or different: not timed"
-        benchmark.pedantic(stream_once, args=(client, body), rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    finally:
-        eb.uninstall()
+    correct = run() == workload.expected()
+    benchmark.extra_info.update(implementation=peer, correct=correct)
+    assert correct, "the stream was incomplete or different: not timed"
+    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     if benchmark.stats is None:
         return
     per_event = benchmark.stats.stats.min / EVENTS

@@ -26,6 +26,7 @@ Subparsers = Any  # argparse._SubParsersAction is private
 
 def add_serve(subparsers: Subparsers) -> None:
     from .emulator import FAULTS, FORMATS
+    from .emulator.latency import add_latency_arguments
 
     parser = subparsers.add_parser(
         "serve",
@@ -39,6 +40,7 @@ def add_serve(subparsers: Subparsers) -> None:
     parser.add_argument("--format", choices=FORMATS, default="tgi", help="token stream format")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per generation")
     parser.add_argument("--rate", type=float, default=0.0, help="tokens per second (0: as fast as possible)")
+    add_latency_arguments(parser)
     parser.add_argument("--chunk-events", type=int, default=1, help="event-stream frames per HTTP chunk")
     parser.add_argument("--straddle", action="store_true", help="cut parts across lines and UTF-8 characters")
     parser.add_argument("--fault", choices=FAULTS, default="", help="inject this error in every response")
@@ -60,6 +62,9 @@ def serve(args: argparse.Namespace) -> int:
         straddle=args.straddle,
         fault=args.fault,
         after=args.after,
+        ttft=args.ttft,
+        itl=args.itl,
+        stamp=args.stamp,
     )
     if bool(args.access_key) != bool(args.secret_key):
         print("--access-key and --secret-key go together", file=sys.stderr)

@@ -5,15 +5,23 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import ssl
+import struct
+import sys
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
-from .. import Decoder, TruncatedStream
 from .. import lines as _lines
 from ._base import (
     EVENTSTREAM,
@@ -23,8 +31,6 @@ from ._base import (
     StreamState,
     event_timeout,
     first_byte_timeout,
-    incomplete_frame,
-    non_payload,
     response_dict,
     unexpected_response,
 )
@@ -35,24 +41,87 @@ from .errors import (
     IncompleteStream,
     SageMakerRuntimeError,
 )
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, may_retry, retry_delay
 
 __all__ = ["Client", "EventStream"]
 
-_READ = 65536  # the most read1() returns at once from a body with a Content-Length
+_READ = 65536  # the most one read takes from the socket: the reader holds at most this plus one frame
+_EARLY = 0.005  # a receive timeout that fires this much before the deadline is waited out again
+# What a read whose receive timeout expired raises: EAGAIN from a blocking socket with SO_RCVTIMEO,
+# SSL's "want read" over such a socket, or socket.timeout where the socket keeps its own timeout.
+_TIMEOUTS = (BlockingIOError, ssl.SSLWantReadError, socket.timeout)
+# SO_RCVTIMEO takes a struct timeval here; Windows leaves the socket unusable after it fires.
+_NATIVE_TIMEOUT = sys.platform != "win32" and hasattr(socket, "SO_RCVTIMEO")
 
 
-class _ChunkError(Exception):
-    pass
+class _Body:
+    """The socket under a urllib3 response whose head has been read, for reading the body directly:
+    one blocking ``recv`` per read, its timeout in the kernel (SO_RCVTIMEO), no poll() before it, no
+    buffered file or chunk parser in between."""
 
+    __slots__ = ("_armed", "_native", "_saved_timeout", "_sock", "early", "framing", "length", "response")
 
-def _chunk_size(line: bytes) -> int:
-    """The size of a chunk whose line int() refused: with extensions, cut short, or malformed."""
-    if not line:
-        raise _ChunkError("the connection closed before the end of the chunked body")
-    try:
-        return int(line.split(b";", 1)[0], 16)
-    except ValueError:
-        raise _ChunkError(f"invalid chunk size line {line[:40]!r}") from None
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self.response = response
+        original = response._original_response  # type: ignore[attr-defined]  # http.client's response
+        if original.chunked:
+            self.framing, self.length = CHUNKED, 0
+        elif original.length is not None:
+            self.framing, self.length = LENGTH, original.length
+        else:
+            self.framing, self.length = UNTIL_CLOSE, 0
+        self.early = b""
+        self._sock: Any = None
+        self._armed = -1.0
+        self._native = False
+        self._saved_timeout: float | None = None
+
+    def start(self, timeout: float) -> Callable[[int], bytes]:
+        """The socket's ``recv``, armed with ``timeout``; ``early``: body bytes already read with the head."""
+        original = self.response._original_response  # type: ignore[attr-defined]
+        fp = original.fp
+        if fp is None:
+            raise IncompleteStream("The response body was already closed")
+        # http.client read the head through a buffered file over the socket: take the socket, and the
+        # body bytes the file holds, without blocking (a read of a non-blocking socket returns b"").
+        sock = fp.raw._sock
+        self._sock = sock
+        self._saved_timeout = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            self.early = fp.read1(_READ) or b""
+        except (BlockingIOError, ssl.SSLWantReadError):
+            self.early = b""
+        self._native = _NATIVE_TIMEOUT and isinstance(sock, socket.socket)
+        sock.settimeout(None if self._native else timeout)
+        self.arm(timeout)
+        return sock.recv  # type: ignore[no-any-return]
+
+    def arm(self, seconds: float) -> None:
+        """The most the next read waits."""
+        seconds = max(seconds, 0.001)
+        if seconds == self._armed:
+            return
+        self._armed = seconds
+        if self._native:
+            whole = int(seconds)
+            self._sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", whole, int((seconds - whole) * 1e6))
+            )
+        else:
+            self._sock.settimeout(seconds)
+
+    def finish(self, reusable: bool) -> None:
+        """The body was read to its end: back to the pool (or closed when it cannot carry more)."""
+        response = self.response
+        if reusable and self._sock is not None:
+            if self._native:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 0))
+            self._sock.settimeout(self._saved_timeout)
+            response._original_response.close()  # type: ignore[attr-defined]
+        else:
+            response.close()
+        response.release_conn()
 
 
 class Client(BaseClient):
@@ -138,6 +207,12 @@ class Client(BaseClient):
             ) from None
         except ReadTimeoutError:
             raise first_byte_timeout(self.config.first_byte_timeout, None) from None
+        except ProtocolError as exc:
+            cause = exc.args[1] if len(exc.args) > 1 else None
+            if isinstance(cause, http.client.HTTPException) and not isinstance(cause, ConnectionError):
+                # The server answered, but not with HTTP/1.1: not a connection failure to retry.
+                raise IncompleteStream(f"Malformed HTTP response head: {cause!r}") from None
+            raise ConnectionFailed(f"Connection to {self.endpoint_url} failed: {exc}") from None
         except (HTTPError, OSError) as exc:
             raise ConnectionFailed(f"Connection to {self.endpoint_url} failed: {exc}") from None
 
@@ -159,7 +234,6 @@ class EventStream(StreamState):
     # -- opening and retries --------------------------------------------------------------------
 
     def _start(self) -> None:
-        config = self._client.config
         while True:
             self._attempts += 1
             try:
@@ -167,9 +241,10 @@ class EventStream(StreamState):
                 if response.status != 200 or EVENTSTREAM not in response.headers.get("content-type", ""):
                     raise self._http_error(response)
             except SageMakerRuntimeError as exc:
-                if not exc.retryable or self._attempts >= config.max_attempts:
+                delay = retry_delay(self._client, self._attempts, exc)
+                if delay is None:
                     raise
-                time.sleep(self._client._backoff(self._attempts))
+                time.sleep(delay)
                 continue
             self._response = response
             self._status = response.status
@@ -197,26 +272,23 @@ class EventStream(StreamState):
         return self._iterate(True)
 
     def _iterate(self, boto_shape: bool) -> Iterator[Any]:
-        config = self._client.config
         while True:
             try:
                 yield from self._read(boto_shape)
                 return
             except SageMakerRuntimeError as exc:
                 self._abort()
-                if (
-                    self._delivered
-                    or not exc.retryable
-                    or self._attempts >= config.max_attempts
-                    or self._closed
-                ):
+                delay = None
+                if not self._closed and may_retry(exc, self._delivered):
+                    delay = retry_delay(self._client, self._attempts, exc)
+                if delay is None:
                     raise
             except BaseException:
                 # A codec error, or the consumer stopped (GeneratorExit): a half-read body is not reusable.
                 self._abort()
                 raise
             # Nothing was delivered yet: send the request again.
-            time.sleep(self._client._backoff(self._attempts))
+            time.sleep(delay)
             self._start()
 
     def _read(self, boto_shape: bool) -> Iterator[Any]:
@@ -225,94 +297,66 @@ class EventStream(StreamState):
             if self._closed:
                 return
             raise RuntimeError("the stream was already consumed")
-        # The body is read here, straight from http.client's response and its buffered socket reader:
-        # urllib3's read_chunked() costs three times as much CPU per chunk, and tokens arrive one per
-        # chunk. A chunked body (what the service sends) is parsed inline; a body with a Content-Length
-        # goes through http.client's read1().
-        original: http.client.HTTPResponse = response._original_response  # type: ignore[attr-defined]
-        fp = original.fp
-        if fp is None:
-            raise IncompleteStream("The response body was already closed", request_id=self.request_id)
-        chunked = bool(response.chunked)
-        readline = fp.readline
-        read = fp.read
-        read1 = original.read1
-        feed = Decoder().feed
-        request_id = self.request_id
-        waiting = not self._delivered  # first_byte_timeout until the first event, then event_timeout
-        operation = self._operation
-        event_type, outer, inner, decode = (
-            operation.event_type,
-            operation.outer,
-            operation.inner,
-            operation.decode,
+        body = _Body(response)
+        reader = BodyReader(
+            self._operation,
+            framing=body.framing,
+            length=body.length,
+            boto_shape=boto_shape,
+            request_id=self.request_id,
         )
+        config = self._client.config
+        timeout = config.first_byte_timeout if not self._delivered else config.event_timeout
+        deadline = time.monotonic() + timeout
+        feed = reader.feed
         try:
+            recv = body.start(timeout)
+            data = body.early
             while True:
-                if chunked:
-                    line = readline(1026)
+                if not data:
                     try:
-                        size = int(line, 16)
-                    except ValueError:
-                        size = _chunk_size(line)
-                    if not size:
-                        while readline(1026) not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        break
-                    data = read(size + 2)
-                    if len(data) != size + 2 or data[-2:] != b"\r\n":
-                        raise _ChunkError(f"cut short inside an HTTP chunk ({len(data)} of {size + 2} bytes)")
-                    # Dropping the CRLF by slicing copies the chunk: cheap for one event, not for many.
-                    messages = feed(data[:-2] if size < 2048 else memoryview(data)[:-2])
-                else:
-                    data = read1(_READ)
+                        data = recv(_READ)
+                    except _TIMEOUTS:
+                        left = deadline - time.monotonic()
+                        if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
+                            body.arm(left)
+                            continue
+                        if not self._delivered:
+                            raise first_byte_timeout(config.first_byte_timeout, self.request_id) from None
+                        raise event_timeout(config.event_timeout, self.request_id) from None
                     if not data:
-                        if original.length:  # read1() ends quietly on a body shorter than announced
-                            raise _ChunkError(f"{original.length} bytes of the Content-Length never came")
+                        reader.eof()
                         break
-                    messages = feed(data)
-                for message in messages:
-                    headers = message.headers
-                    if headers.get(":event-type") == event_type:
-                        if waiting:
-                            waiting = False
-                            self._delivered = True
-                            self._set_read_timeout(response, self._client.config.event_timeout)
-                        payload = message.payload if decode is None else decode(message.payload)
-                        yield {outer: {inner: payload}} if boto_shape else payload
-                    else:
-                        error = non_payload(headers, message.payload, request_id)
-                        if error is not None:
-                            raise error
-            feed.__self__.close()  # type: ignore[attr-defined]
-        except socket.timeout:
-            config = self._client.config
-            if waiting:
-                raise first_byte_timeout(config.first_byte_timeout, request_id) from None
-            raise event_timeout(config.event_timeout, request_id) from None
-        except TruncatedStream as exc:
-            raise incomplete_frame(exc, request_id) from None
-        except (_ChunkError, http.client.HTTPException) as exc:
-            raise IncompleteStream(f"The response body was cut short: {exc}", request_id=request_id) from None
-        except OSError as exc:
-            raise IncompleteStream(
-                f"The connection failed inside the response body: {exc}", request_id=request_id
-            ) from None
-        except ValueError:
-            if self._closed:  # close() was called between two events: the file is closed under us
-                return
+                events = feed(data)
+                data = b""
+                delivered = False
+                while True:
+                    if events:
+                        delivered = self._delivered = True
+                        yield from events
+                    if not reader.pending:
+                        break
+                    events = feed(b"")
+                if reader.done:
+                    break
+                if delivered:
+                    # An event was delivered: a new deadline, and the full timeout for the next read.
+                    deadline = time.monotonic() + config.event_timeout
+                    body.arm(config.event_timeout)
+                else:
+                    # Bytes but no event do not move the deadline: the next read waits what is left.
+                    body.arm(deadline - time.monotonic())
+        except SageMakerRuntimeError:
             raise
+        except OSError as exc:
+            if self._closed:  # close() was called between two events: the socket is closed under us
+                return
+            raise IncompleteStream(
+                f"The connection failed inside the response body: {exc}", request_id=self.request_id
+            ) from None
         # Read to the end: the connection goes back to the pool for the next call.
         self._response = None
-        original.close()
-        response.release_conn()
-
-    @staticmethod
-    def _set_read_timeout(response: urllib3.BaseHTTPResponse, timeout: float) -> None:
-        connection = response.connection
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            sock.settimeout(timeout)
+        body.finish(reusable=reader.reusable)
 
     def text(self) -> Iterator[str]:
         """The payloads decoded as UTF-8, characters split across parts reassembled."""

@@ -1,0 +1,195 @@
+"""An emulated model's latency profile, and the send-time stamp on each record.
+
+Time to first token and the gaps between tokens follow distributions given as text
+(:meth:`Distribution.parse`): ``200ms`` (constant), ``normal:20ms,4ms`` (mean, standard deviation),
+``lognormal:20ms,4ms`` (mean, standard deviation of the distribution itself), ``uniform:15ms,25ms``.
+The second parameter is the jitter; draws below zero are taken as zero.
+
+With ``stamp`` each JSON record carries ``"sent_ns"``: :func:`clock_ns` read just before the record
+is written to the socket. The clock is the system-wide monotonic clock (CLOCK_MONOTONIC on Linux,
+the same in every process of the machine), so a client on the same machine measures how long the
+record took from the server's ``write()`` to its own hands: receive time minus ``sent_ns``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+
+__all__ = [
+    "KINDS",
+    "STAMP_FIELD",
+    "Distribution",
+    "Pacing",
+    "add_latency_arguments",
+    "check_profile",
+    "clock_ns",
+    "distribution",
+    "parse_duration",
+    "stamp_record",
+]
+
+KINDS = ("constant", "normal", "lognormal", "uniform")
+STAMP_FIELD = "sent_ns"
+_STAMP_PREFIX = b',"' + STAMP_FIELD.encode() + b'":'
+
+# perf_counter is CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS and QueryPerformanceCounter on
+# Windows: one clock for all processes of a machine, so stamps compare across the client and the server.
+clock_ns: Callable[[], int] = time.perf_counter_ns
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ns|us|µs|ms|s)?\s*$")
+_requests = itertools.count()
+
+
+def parse_duration(text: str) -> float:
+    """``"200ms"`` -> 0.2 (seconds); the unit (ns, us, ms, s) is required."""
+    match = _NUMBER.match(text)
+    if match is None or match.group(2) is None:
+        raise ValueError(f"not a duration: {text!r} (give a number and a unit: 200ms, 0.2s, 150us)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _parse_number(text: str, durations: bool) -> float:
+    if durations:
+        return parse_duration(text)
+    match = _NUMBER.match(text)
+    if match is None or match.group(2) is not None:
+        raise ValueError(f"not a number: {text!r}")
+    return float(match.group(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    """A distribution of non-negative values: ``kind`` with parameters ``a`` and ``b`` (see the module)."""
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"distribution must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if not (math.isfinite(self.a) and math.isfinite(self.b)) or self.a < 0 or self.b < 0:
+            raise ValueError(f"{self.kind} parameters must be finite and >= 0")
+        if self.kind == "uniform" and self.b < self.a:
+            raise ValueError("uniform:LOW,HIGH needs LOW <= HIGH")
+        if self.kind == "lognormal" and self.a <= 0:
+            raise ValueError("lognormal needs a mean > 0")
+
+    @classmethod
+    def parse(cls, text: str, *, durations: bool = True) -> Distribution:
+        """Parse ``KIND:A,B`` or a bare value (constant). Durations need a unit; counts must not have one."""
+        kind, sep, params = text.partition(":")
+        if not sep:
+            return cls("constant", _parse_number(text, durations))
+        kind = kind.strip().lower()
+        values = [_parse_number(p, durations) for p in params.split(",")]
+        wanted = 1 if kind == "constant" else 2
+        if kind not in KINDS:
+            raise ValueError(f"distribution must be one of {', '.join(KINDS)}, not {kind!r}")
+        if len(values) != wanted:
+            raise ValueError(f"{kind} takes {wanted} parameter{'s' if wanted > 1 else ''}: {text!r}")
+        return cls(kind, *values)
+
+    @property
+    def mean(self) -> float:
+        """The mean before clipping at zero."""
+        if self.kind == "uniform":
+            return (self.a + self.b) / 2
+        return self.a
+
+    def sample(self, rng: random.Random) -> float:
+        kind = self.kind
+        if kind == "constant":
+            return self.a
+        if kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        if kind == "normal":
+            return max(0.0, rng.gauss(self.a, self.b))
+        # lognormal with this mean and standard deviation: sigma^2 = ln(1 + (sd/mean)^2)
+        sigma2 = math.log1p((self.b / self.a) ** 2)
+        return rng.lognormvariate(math.log(self.a) - sigma2 / 2, math.sqrt(sigma2))
+
+    def __str__(self) -> str:
+        if self.kind == "constant":
+            return f"{self.a:g}"
+        return f"{self.kind}:{self.a:g},{self.b:g}"
+
+
+class Pacing:
+    """When each token of one generation is due, in seconds after the request arrived.
+
+    Token 0 comes after a TTFT draw (or at once), each next one an ITL draw later (or ``1 / rate``).
+    Each generation draws from its own generator, numbered in order of arrival, so a run is repeatable.
+    """
+
+    def __init__(self, ttft: Distribution | None, itl: Distribution | None, rate: float, seed: int) -> None:
+        self.ttft = ttft
+        self.itl = itl
+        self.interval = 1.0 / rate if rate else 0.0
+        self.rng = random.Random(f"{seed}:{next(_requests)}")
+        self.due = 0.0
+
+    @classmethod
+    def of(cls, ttft: str, itl: str, rate: float, seed: int) -> Pacing | None:
+        """The pacing of a behavior, None when tokens go out as fast as the connection takes them."""
+        if not (ttft or itl or rate):
+            return None
+        return cls(
+            Distribution.parse(ttft) if ttft else None, Distribution.parse(itl) if itl else None, rate, seed
+        )
+
+    def next_due(self, n: int) -> float:
+        """The time token ``n`` is due; call with n = 0, 1, 2, ... in order."""
+        if n == 0:
+            self.due = self.ttft.sample(self.rng) if self.ttft is not None else 0.0
+        elif self.itl is not None:
+            self.due += self.itl.sample(self.rng)
+        else:
+            self.due += self.interval
+        return self.due
+
+
+def distribution(text: str) -> str:
+    """``text`` if it parses as a duration distribution (an argparse ``type``: errors name it)."""
+    Distribution.parse(text)
+    return text
+
+
+def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` options of the latency profile."""
+    parser.add_argument(
+        "--ttft",
+        type=distribution,
+        default="",
+        help="time to first token: 200ms, normal:200ms,20ms, lognormal:MEAN,SD or uniform:LOW,HIGH",
+    )
+    parser.add_argument("--itl", type=distribution, default="", help="time between tokens (as --ttft)")
+    parser.add_argument(
+        "--stamp", action="store_true", help=f'add the send time ("{STAMP_FIELD}", ns) to each JSON record'
+    )
+
+
+def check_profile(ttft: str, itl: str, stamp: bool, straddle: bool) -> None:
+    """ValueError for a profile that does not parse, or stamps on parts cut across records."""
+    for text in (ttft, itl):
+        if text:
+            Distribution.parse(text)
+    if stamp and straddle:
+        raise ValueError("stamp needs one record per part: it cannot be combined with straddle")
+
+
+def stamp_record(record: bytes) -> bytes:
+    """The record with ``"sent_ns": <now>`` added to its JSON object (the last ``}``); records without
+    one (``data: [DONE]``, raw text) are returned unchanged."""
+    end = record.rfind(b"}")
+    if end < 0:
+        return record
+    return b"%s%s%d%s" % (record[:end], _STAMP_PREFIX, clock_ns(), record[end:])

@@ -1,0 +1,258 @@
+"""JSON records in a model stream: JSON lines, objects one after another (Bedrock), or SSE ``data:``.
+
+:class:`JSONParser` tells the framing from the start of the stream; :class:`JSONSequence` reads values
+separated by whitespace or by nothing, cut anywhere. What the records mean is :mod:`evstream.formats`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .lines import (
+    MAX_LINE_LENGTH,
+    Chunk,
+    InvalidJSON,
+    LineTooLong,
+    SSEParser,
+    record_decoder,
+)
+
+__all__ = ["FRAMINGS", "JSONParser", "JSONSequence", "load_json"]
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_STRUCTURE = re.compile(r'[{}\[\]"]')
+_STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # stops at the closing quote or a lone "\"
+_SCALAR = re.compile(r'[^ \t\n\r{}\[\]",:]*')
+_decoder = json.JSONDecoder()
+
+
+def load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidJSON(exc.msg, text, exc.pos) from None
+    except RecursionError:
+        raise InvalidJSON("JSON nested too deeply", text, 0) from None
+
+
+class JSONSequence:
+    """JSON values one after another, separated by whitespace or by nothing: JSON lines, and the
+    objects Bedrock sends one per chunk (``{...}{...}``), cut anywhere.
+
+    A value that is complete within one chunk costs one ``raw_decode``; a value cut across chunks is
+    scanned for its end (strings, brackets) once, then parsed once, so feeding byte by byte stays
+    linear. Only the value in progress is kept.
+    """
+
+    def __init__(self, max_length: int = MAX_LINE_LENGTH) -> None:
+        self._limit = max_length
+        self._parts: list[str] = []  # the value in progress
+        self._size = 0
+        self._mode = ""  # "" between values, "nested", "string" (top-level string) or "scalar"
+        self._depth = 0
+        self._in_string = False
+        self._escape = False  # a chunk ended with the "\" of an escape inside a string
+
+    def feed(self, text: str) -> list[Any]:
+        values = []
+        i, n = 0, len(text)
+        while i < n:
+            start = i
+            if not self._mode:
+                i = _WHITESPACE.match(text, i).end()  # type: ignore[union-attr]
+                if i == n:
+                    break
+                start = i
+                first = text[i]
+                if first in "{[":
+                    try:
+                        value, i = _decoder.raw_decode(text, i)
+                    except json.JSONDecodeError:
+                        pass  # cut off (or invalid): find where it ends, then parse it whole
+                    except RecursionError:
+                        raise InvalidJSON("JSON nested too deeply", text[i:], 0) from None
+                    else:
+                        values.append(value)
+                        continue
+                    self._mode, self._depth, i = "nested", 1, i + 1
+                elif first == '"':
+                    self._mode, self._in_string, i = "string", True, i + 1
+                elif first in "}],:":
+                    load_json(text[i:])  # raises: a value cannot start here
+                else:
+                    self._mode = "scalar"
+            end = self._scan(text, i)
+            if end < 0:
+                self._size += n - start
+                if self._size > self._limit:
+                    raise LineTooLong(self._limit, "JSON value")
+                self._parts.append(text[start:])
+                break
+            piece = text[start:end]
+            if self._parts:
+                self._parts.append(piece)
+                piece = "".join(self._parts)
+                self._parts.clear()
+            self._size = 0
+            self._mode = ""
+            values.append(load_json(piece))
+            i = end
+        return values
+
+    def close(self) -> list[Any]:
+        """The value pending at the end: a number, or an error for a value cut off."""
+        if not self._mode:
+            return []
+        text = "".join(self._parts)
+        self._parts.clear()
+        self._mode = ""
+        return [load_json(text)]
+
+    def _scan(self, text: str, i: int) -> int:
+        """Where the value in progress ends in ``text`` (past its last character), or -1."""
+        n = len(text)
+        if self._mode == "scalar":
+            end = _SCALAR.match(text, i).end()  # type: ignore[union-attr]
+            return -1 if end == n else end
+        if self._escape:
+            self._escape = False
+            i += 1
+        depth, in_string = self._depth, self._in_string
+        while i < n:
+            if in_string:
+                i = _STRING_BODY.match(text, i).end()  # type: ignore[union-attr]
+                if i >= n:
+                    break
+                if text[i] == "\\":  # the last character: its escaped character is in the next chunk
+                    self._escape = True
+                    i = n
+                    break
+                i += 1
+                in_string = False
+                if depth == 0:
+                    self._in_string = False
+                    return i  # a top-level string
+                continue
+            match = _STRUCTURE.search(text, i)
+            if match is None:
+                break
+            i = match.end()
+            char = text[i - 1]
+            if char == '"':
+                in_string = True
+            elif char in "{[":
+                depth += 1
+            else:
+                depth -= 1
+                if depth <= 0:
+                    self._depth, self._in_string = 0, False
+                    return i
+        self._depth, self._in_string = depth, in_string
+        return -1
+
+
+_SSE_FIELDS = ("data", "event", "id", "retry", "error")
+FRAMINGS = ("sse", "json", "text")
+
+
+class JSONParser:
+    """JSON values from SSE ``data:`` fields, or from JSON lines and concatenated JSON objects; which
+    one is told by the start of the stream (a leading byte-order mark is dropped).
+
+    An SSE ``data: [DONE]`` ends the values; what follows it is read and ignored. An SSE event of type
+    ``error`` (and llama.cpp's ``error:`` field) comes out as ``{"error": value}``, the shape in-band
+    errors have elsewhere, so that :mod:`evstream.formats` raises it. With ``text_fallback``, a stream
+    that starts as neither (plain text) has the framing ``"text"`` and its decoded text comes out as is.
+    """
+
+    def __init__(
+        self,
+        max_line_length: int = MAX_LINE_LENGTH,
+        *,
+        framing: str | None = None,
+        text_fallback: bool = False,
+    ) -> None:
+        if framing not in (None, *FRAMINGS):
+            raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {framing!r}")
+        self._decode = record_decoder()
+        self._limit = max_line_length
+        self._text_fallback = text_fallback
+        self._start = ""  # text before the framing is known
+        self._sse: SSEParser | None = None
+        self._json: JSONSequence | None = None
+        self.framing = framing
+        if framing is not None:
+            self._begin(framing)
+        self.done = False
+
+    def feed(self, data: Chunk) -> list[Any]:
+        return self._values(self._decode(data), False)
+
+    def close(self) -> list[Any]:
+        return self._values(self._decode(b"", True), True)
+
+    def _begin(self, framing: str) -> None:
+        self.framing = framing
+        if framing == "sse":
+            self._sse = SSEParser(self._limit, extra_fields=("error",))
+        elif framing == "json":
+            self._json = JSONSequence(self._limit)
+
+    def _detect(self, text: str, final: bool) -> str:
+        """The text to parse once the framing is known from the first record's start."""
+        self._start += text
+        if len(self._start) > self._limit:
+            raise LineTooLong(self._limit)
+        head = self._start.lstrip()
+        if not head and not final:
+            return ""  # whitespace before the first record: nothing is known yet
+        if head[:1] in ("{", "["):
+            framing = "json"
+        else:
+            line = re.split(r"[\r\n]", head, maxsplit=1)
+            if len(line) == 1 and len(head) < 7 and not final:
+                return ""  # "data" or "data:"? wait for more
+            name = line[0].partition(":")[0]
+            if name in _SSE_FIELDS or (not name and head):
+                framing = "sse"
+            else:
+                framing = "text" if self._text_fallback else "json"
+        self._begin(framing)
+        text, self._start = self._start, ""
+        return text
+
+    def _values(self, text: str, final: bool) -> list[Any]:
+        if self.framing is None:
+            text = self._detect(text, final)
+            if self.framing is None:
+                return []
+        if self._json is not None:
+            values = self._json.feed(text)
+            return values + self._json.close() if final else values
+        if self._sse is None:
+            return [text] if text else []
+        lines = self._sse._lines.split(text)
+        if final:
+            lines += self._sse._lines.finish()
+        events = self._sse.events(lines)
+        if final:
+            events += self._sse.flush()
+        if self.done:
+            return []
+        values = []
+        for event in events:
+            data = event.data
+            if event.event == "error":
+                try:
+                    error = json.loads(data)
+                except (ValueError, RecursionError):
+                    error = data
+                values.append({"error": error})
+            elif data.strip() == "[DONE]":
+                self.done = True
+                break
+            elif data.strip():
+                values.append(load_json(data))
+        return values

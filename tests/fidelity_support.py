@@ -1,0 +1,370 @@
+"""Shared pieces of the boto3-fidelity tests (tests/test_boto3_fidelity_*.py).
+
+boto3 is the oracle: each test builds a boto3 client and an evstream client from the same arguments,
+environment and profiles, runs the same call, and compares what the two did (the host a proxy saw,
+the request the local endpoint received, the classes raised, ``Error.Code``, ``ResponseMetadata``).
+
+Nothing leaves 127.0.0.1: AWS hosts are only ever reached through the recording proxy, which refuses
+them; credentials are fake; instance metadata lookups are off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import http.server
+import itertools
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+from recording_proxy import RecordingProxy
+
+from evstream.emulator import EmulatorThread
+
+ACCESS_KEY = "AKIDFIDELITY"
+SECRET_KEY = "fidelity-secret"
+FAKE_KEYS = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
+# One attempt: a refused proxy or an injected error is seen once, without backoff sleeps.
+ONE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})
+FLAVOURS = ("sync", "async")
+
+# service -> (streaming operation, body parameter, response body key, sync factory, async factory)
+_SERVICES: dict[str, tuple[str, str, str, str, str]] = {
+    "sagemaker-runtime": ("invoke_endpoint_with_response_stream", "Body", "Body", "client", "async_client"),
+    "bedrock-runtime": (
+        "invoke_model_with_response_stream",
+        "body",
+        "body",
+        "bedrock_client",
+        "bedrock_async_client",
+    ),
+}
+# Every variable boto3 or evstream could read: cleared so the developer's own setup cannot leak in.
+_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY")
+
+_nonce = itertools.count()
+
+
+def body(**emulator: Any) -> bytes:
+    """A request body setting the endpoint's behaviour; unique, so the endpoint's per-body attempt
+    counter (``fault_times``) never mixes two calls."""
+    return json.dumps({"inputs": f"call {next(_nonce)}", "emulator": emulator}).encode()
+
+
+def stream_params(service: str = "sagemaker-runtime", **emulator: Any) -> dict[str, Any]:
+    if service == "bedrock-runtime":
+        return {"modelId": "fidelity-model", "body": body(**emulator)}
+    return {"EndpointName": "fidelity", "Body": body(**emulator)}
+
+
+# -- the environment ------------------------------------------------------------------------------
+
+
+def clear_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name.upper() in _PROXY_VARIABLES:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # boto3.client() reuses a default session, which read the config files once: start a new one.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
+@pytest.fixture(scope="module")
+def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A module without any AWS variable, proxy variable or profile of the machine it runs on."""
+    folder = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clear_environment(monkeypatch, folder)
+        yield folder
+
+
+class Profiles:
+    """Writes a test's own AWS config and credentials files (and starts boto3's default session anew)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+        self.monkeypatch = monkeypatch
+        self.config_file = folder / "config"
+        self.credentials_file = folder / "credentials"
+        clear_environment(monkeypatch, folder)
+
+    def config(self, text: str) -> None:
+        self.config_file.write_text(text)
+        self.monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+    def credentials(self, text: str) -> None:
+        self.credentials_file.write_text(text)
+        self.monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
+@pytest.fixture()
+def profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Profiles:
+    return Profiles(monkeypatch, tmp_path)
+
+
+# -- local servers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[EmulatorThread]:
+    """The local endpoint; every request must carry a valid SigV4 signature made with FAKE_KEYS."""
+    with EmulatorThread(credentials={ACCESS_KEY: SECRET_KEY}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for ``localhost`` and 127.0.0.1 (cert.pem, key.pem)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(folder / "key.pem"),
+            "-out",
+            str(folder / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return folder / "cert.pem"
+
+
+@pytest.fixture(scope="module")
+def tls_endpoint(certificate: Path) -> Iterator[EmulatorThread]:
+    """The local endpoint over HTTPS (signatures verified, as ``endpoint``)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, certificate.with_name("key.pem"))
+    with EmulatorThread(ssl=context, credentials={ACCESS_KEY: SECRET_KEY}) as server:
+        yield server
+
+
+@pytest.fixture()
+def proxy() -> Iterator[RecordingProxy]:
+    with RecordingProxy() as server:
+        yield server
+
+
+def port_of(server: EmulatorThread) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+@dataclasses.dataclass
+class Canned:
+    """One fixed HTTP answer."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class CannedEndpoint:
+    """Answers every request with one canned response (for the modelled errors the emulator has no
+    fault for) and records the requests' headers."""
+
+    def __init__(self, answer: Canned) -> None:
+        self.answer = answer
+        self.requests: list[dict[str, str]] = []
+        handler = self._handler()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                endpoint.requests.append({k.lower(): v for k, v in self.headers.items()})
+                answer = endpoint.answer
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def __enter__(self) -> CannedEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+def service_error(status: int, code: str, message: str, **members: Any) -> Canned:
+    """A restJson1 error answer as SageMaker Runtime sends it."""
+    payload = json.dumps({"Message": message, **members}).encode()
+    headers = {
+        "x-amzn-RequestId": "11111111-2222-3333-4444-555555555555",
+        "x-amzn-ErrorType": f"{code}:",
+        "Content-Type": "application/json",
+    }
+    return Canned(status, headers, payload)
+
+
+# -- running one call in both clients ---------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one client did with one streaming call."""
+
+    stage: str  # where it ended: "build", "call", "stream" (an error) or "done"
+    error: BaseException | None = None
+    response: dict[str, Any] = dataclasses.field(default_factory=dict)  # without the event stream
+    events: list[Any] = dataclasses.field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return f"{self.stage}: {len(self.events)} events"
+        return f"{self.stage}: {type(self.error).__module__}.{type(self.error).__name__}: {self.error}"
+
+
+def boto3_stream(
+    service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any], session: Any = None
+) -> Outcome:
+    operation, _, body_key, _, _ = _SERVICES[service]
+    try:
+        client = (session or boto3).client(service, **client_kwargs)
+    except Exception as exc:
+        return Outcome("build", exc)
+    try:
+        return _sync_call(getattr(client, operation), params, body_key)
+    finally:
+        client.close()
+
+
+def evstream_client(flavour: str, service: str = "sagemaker-runtime", **client_kwargs: Any) -> Any:
+    import evstream.sagemaker as sm  # here: a broken client package fails each test, not the collection
+
+    _, _, _, sync_factory, async_factory = _SERVICES[service]
+    return getattr(sm, sync_factory if flavour == "sync" else async_factory)(**client_kwargs)
+
+
+def evstream_stream(
+    flavour: str, service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any]
+) -> Outcome:
+    operation, _, body_key, _, _ = _SERVICES[service]
+    if flavour == "async":  # built inside the event loop, as asyncio code does
+        return asyncio.run(_async_call(service, client_kwargs, operation, params, body_key))
+    try:
+        client = evstream_client(flavour, service, **client_kwargs)
+    except Exception as exc:
+        return Outcome("build", exc)
+    try:
+        return _sync_call(getattr(client, operation), params, body_key)
+    finally:
+        client.close()
+
+
+def _sync_call(method: Callable[..., Any], params: Mapping[str, Any], body_key: str) -> Outcome:
+    try:
+        response = method(**params)
+    except Exception as exc:
+        return Outcome("call", exc)
+    stream = response.pop(body_key)
+    events: list[Any] = []
+    try:
+        for event in stream:
+            events.append(event)
+    except Exception as exc:
+        return Outcome("stream", exc, response, events)
+    return Outcome("done", None, response, events)
+
+
+async def _async_call(
+    service: str, client_kwargs: Mapping[str, Any], operation: str, params: Mapping[str, Any], body_key: str
+) -> Outcome:
+    try:
+        client = evstream_client("async", service, **client_kwargs)
+    except Exception as exc:
+        return Outcome("build", exc)
+    async with client as runtime:
+        try:
+            response = await getattr(runtime, operation)(**params)
+        except Exception as exc:
+            return Outcome("call", exc)
+        stream = response.pop(body_key)
+        events: list[Any] = []
+        try:
+            async for event in stream:
+                events.append(event)
+        except Exception as exc:
+            return Outcome("stream", exc, response, events)
+        return Outcome("done", None, response, events)
+
+
+def assert_same_failure(ours: Outcome, oracle: Outcome) -> None:
+    """Same stage, and an exception of boto3's class (by type and by name)."""
+    assert ours.stage == oracle.stage, f"evstream {ours}\nboto3    {oracle}"
+    if oracle.error is None:
+        assert ours.error is None, f"evstream {ours}\nboto3    {oracle}"
+        return
+    assert isinstance(ours.error, type(oracle.error)), (
+        f"evstream raised {type(ours.error).__mro__}, boto3 raised {type(oracle.error).__mro__}"
+    )
+    assert type(ours.error).__name__ == type(oracle.error).__name__, f"evstream {ours}\nboto3    {oracle}"
+
+
+def metadata_keys(response: Mapping[str, Any]) -> set[str]:
+    return set(response.get("ResponseMetadata", {}))
+
+
+def assert_same_response(ours: Mapping[str, Any], oracle: Mapping[str, Any]) -> None:
+    """The same keys and values, except the values that differ per request (ids, dates)."""
+    assert set(ours) == set(oracle), f"response keys: evstream {sorted(ours)}, boto3 {sorted(oracle)}"
+    assert metadata_keys(ours) == metadata_keys(oracle), (
+        f"ResponseMetadata keys: evstream {sorted(metadata_keys(ours))}, boto3 {sorted(metadata_keys(oracle))}"
+    )
+    for key, value in oracle.items():
+        if key != "ResponseMetadata":
+            assert ours[key] == value, f"{key}: evstream {ours[key]!r}, boto3 {value!r}"
+    mine, theirs = ours["ResponseMetadata"], oracle["ResponseMetadata"]
+    for key in ("HTTPStatusCode", "RetryAttempts", "MaxAttemptsReached"):
+        assert mine.get(key) == theirs.get(key), (
+            f"ResponseMetadata[{key!r}]: evstream {mine.get(key)!r}, boto3 {theirs.get(key)!r}"
+        )
+    assert mine["RequestId"] == mine["HTTPHeaders"].get("x-amzn-requestid", mine["RequestId"]), (
+        "RequestId must be the one of the response described (the last attempt's)"
+    )
+    assert set(mine["HTTPHeaders"]) == set(theirs["HTTPHeaders"]), (
+        f"HTTPHeaders: evstream {sorted(mine['HTTPHeaders'])}, boto3 {sorted(theirs['HTTPHeaders'])}"
+    )
