@@ -1,5 +1,6 @@
-"""What the numbers were measured on: CPU, Python, evstream's build and CRC tier, peers, load; and the
-allocator setting that keeps large-frame timings from measuring page faults."""
+"""What the numbers were measured on: CPU (vendor, model, the instruction-set extensions the CRC kernels
+use), Python, evstream's build and CRC tier, peers, load; and the optional allocator setting that keeps
+large-frame timings from measuring page faults."""
 
 from __future__ import annotations
 
@@ -38,24 +39,72 @@ def pin_allocator() -> str:
     return "default (mallopt refused)"
 
 
-def _cpu_model() -> str:
+# Extensions that decide the CRC-32 tier and the copy speed, as /proc/cpuinfo and sysctl spell them.
+_X86_FLAGS = ("sse4_2", "pclmulqdq", "avx2", "vpclmulqdq", "avx512f")
+_ARM_FEATURES = ("crc32", "pmull", "sha3", "sve", "sve2")
+_ARM_VENDORS = {"0x41": "Arm", "0x42": "Broadcom", "0x46": "Fujitsu", "0x48": "HiSilicon", "0x4e": "NVIDIA",
+                "0x51": "Qualcomm", "0x61": "Apple", "0xc0": "Ampere"}  # fmt: skip
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields from /proc/cpuinfo (Linux), lower-case keys; empty elsewhere."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fp:
             for line in fp:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    if fields:
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
     except OSError:
         pass
-    if sys.platform == "darwin":
-        import subprocess
+    return fields
 
-        try:
-            return subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine() or "unknown"
+
+def _sysctl(name: str) -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["sysctl", "-n", name], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _cpu_identity() -> dict[str, str]:
+    """vendor, model (the marketing name, plus family/model/stepping or part numbers, since VMs often
+    report only "AMD EPYC"), and isa (the extensions the kernels use, "no X" for the ones absent)."""
+    info = _cpuinfo()
+    vendor, model, isa = "", "", ""
+    if "vendor_id" in info:  # x86 Linux
+        vendor = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD"}.get(info["vendor_id"], info["vendor_id"])
+        model = info.get("model name", "")
+        ids = [f"{k} {info[k]}" for k in ("cpu family", "model", "stepping") if k in info]
+        model = f"{model} ({', '.join(ids)})" if ids else model
+        flags = set(info.get("flags", "").split())
+        isa = " ".join(f if f in flags else f"no-{f}" for f in _X86_FLAGS)
+    elif "cpu implementer" in info:  # arm64 Linux
+        vendor = _ARM_VENDORS.get(info["cpu implementer"].lower(), f"implementer {info['cpu implementer']}")
+        model = (
+            info.get("model name")
+            or f"part {info.get('cpu part', '?')}, variant {info.get('cpu variant', '?')}"
+        )
+        features = set(info.get("features", "").split())
+        isa = " ".join(f if f in features else f"no-{f}" for f in _ARM_FEATURES)
+    elif sys.platform == "darwin":
+        model = _sysctl("machdep.cpu.brand_string")
+        vendor = "Apple" if model.startswith("Apple") else model.split(" ", 1)[0]
+        if platform.machine() == "arm64":
+            feats = {
+                f: _sysctl(f"hw.optional.arm.FEAT_{f.upper()}") == "1" for f in ("crc32", "pmull", "sha3")
+            }
+            isa = " ".join(f if on else f"no-{f}" for f, on in feats.items())
+    if not model:  # Windows: "Intel64 Family 6 Model 106 Stepping 6, GenuineIntel", "ARMv8 (64-bit) ..."
+        model = platform.processor() or platform.machine() or "unknown"
+    return {"vendor": vendor or "unknown", "model": model, "isa": f"{platform.machine()}: {isa}".rstrip(": ")}
 
 
 def _version(dist: str) -> str | None:
@@ -75,8 +124,13 @@ def machine_facts() -> dict[str, Any]:
     tiers: list[str] = []
     if evstream.IMPLEMENTATION == "c":
         tiers = list(importlib.import_module("evstream._codec")._crc32_available_tiers())
+    identity = _cpu_identity()
+    vendor, model = identity["vendor"], identity["model"]
     return {
-        "cpu": _cpu_model(),
+        "cpu": model if model.lower().startswith(vendor.lower()) else f"{vendor} {model}",
+        "cpu_vendor": identity["vendor"],
+        "cpu_model": identity["model"],
+        "isa": identity["isa"],
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "os": platform.platform(),

@@ -68,8 +68,8 @@ def _preamble(report: dict[str, Any]) -> list[str]:
     m = report["machine"]
     lines = [
         f"evstream {m['evstream']} benchmark, {report['mode']} mode, {m['date']}",
-        f"CPU: {m['cpu']} ({m['cpus']} logical CPUs, {m['machine']})  |  CRC-32 tier: {m['crc32_backend']}"
-        f" (available: {', '.join(m['crc32_tiers']) or '-'})",
+        f"CPU: {m['cpu']}, {m['cpus']} logical CPUs  |  ISA: {m.get('isa', m['machine'])}",
+        f"CRC-32 tier: {m['crc32_backend']} (available: {', '.join(m['crc32_tiers']) or '-'})",
         f"Python: {m['python']}  |  evstream implementation: {m['implementation']}  |  "
         f"load average at start: {_fmt_load(m['load_average'])}, "
         f"at end: {_fmt_load(report['load_average_end'])}",
