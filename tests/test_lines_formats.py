@@ -105,7 +105,7 @@ def test_async(name: str) -> None:
             await asyncio.sleep(0)
             yield chunk
 
-    async def run() -> tuple[str, formats.AsyncTokenStream, BaseException | None]:
+    async def run() -> tuple[str, formats.AsyncTokenStream, lines.InBandError | None]:
         stream = lines.aiter_tokens(agen(cut(body(name), range(0, 10_000, 13))))
         pieces = []
         try:
