@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packaging checks (issue 6), run by .ci/run; everything happens in a temporary directory, nothing
+# Packaging checks, run by .ci/run; everything happens in a temporary directory, nothing
 # is written to the work tree. What it proves, in order:
 #   1. `python -m build` makes an sdist and, FROM that sdist, a wheel (gcc, -Wall -Wextra -Werror)
 #   2. the sdist holds every source, test and vector file; the wheel holds the stub and py.typed

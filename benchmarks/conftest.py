@@ -1,4 +1,4 @@
-"""pytest-benchmark suites (outside the default test run; see .notes/bench.md for the commands).
+"""pytest-benchmark suites (outside the default test run; each file's docstring gives its command).
 
 Cases come from :mod:`evstream.bench`, the harness behind ``python -m evstream bench``, so both measure
 the same workloads and the same peer adapters. Sizes follow EVSTREAM_BENCH_MODE (full by default; ``tiny``

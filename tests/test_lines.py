@@ -177,4 +177,4 @@ def test_async_variants_match_sync() -> None:
     events = collect(lines.aiter_sse(agen(cut(records, range(0, len(records), 7)))))
     assert [e.data for e in events][-1] == "[DONE]"
     values = collect(lines.aiter_json(agen([records])))
-    assert len(values) == 5
+    assert len(values) == 5 and values[-1]["usage"]["completion_tokens"] == 5

@@ -18,6 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evstream import formats, lines
+from evstream.emulator.workloads import FINISH_REASONS, Behavior, generate_text, split_parts
+from evstream.emulator.workloads import FORMATS as FORMATS_OF_THE_ENDPOINT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
 STREAMS = {path.stem: json.loads(path.read_text("utf-8")) for path in sorted(FIXTURES.glob("*.json"))}
@@ -103,7 +105,7 @@ def test_async(name: str) -> None:
             await asyncio.sleep(0)
             yield chunk
 
-    async def run() -> tuple[str, formats.AsyncTokenStream, BaseException | None]:
+    async def run() -> tuple[str, formats.AsyncTokenStream, lines.InBandError | None]:
         stream = lines.aiter_tokens(agen(cut(body(name), range(0, 10_000, 13))))
         pieces = []
         try:
@@ -248,3 +250,15 @@ def test_close_stops_the_source() -> None:
     stream.close()
     assert closed == [True]
     assert list(stream) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS_OF_THE_ENDPOINT)
+@pytest.mark.parametrize("straddle", [False, True])
+def test_every_format_of_the_local_endpoint(fmt: str, straddle: bool) -> None:
+    behavior = Behavior(format=fmt, tokens=45, straddle=straddle, seed=3)
+    stream = lines.iter_tokens(list(split_parts(behavior)))
+    assert "".join(stream) == generate_text(behavior)
+    assert stream.format == formats.resolve_format("text" if fmt == "raw" else fmt.split("-")[0]).name  # type: ignore[union-attr]
+    if fmt != "raw":
+        assert stream.finish_reason == FINISH_REASONS[fmt]
+        assert stream.usage is not None and stream.usage.output_tokens == 45

@@ -354,7 +354,20 @@ def add_bench(subparsers: Subparsers) -> None:
     parser.set_defaults(func=run_cli)
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [add_demo, add_serve, add_invoke, add_decode, add_bench]
+def add_loadtest(subparsers: Subparsers) -> None:
+    from .loadtest.cli import add_loadtest_command
+
+    add_loadtest_command(subparsers)
+
+
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    add_demo,
+    add_serve,
+    add_invoke,
+    add_decode,
+    add_bench,
+    add_loadtest,
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,26 @@ from cpython.long cimport PyLong_FromUnsignedLong
 from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF, Py_XDECREF
 from libc.stdint cimport int16_t, int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
+
+from ._wire cimport (
+    BOOL_FALSE,
+    BOOL_TRUE,
+    BYTE,
+    BYTE_ARRAY,
+    INTEGER,
+    LONG,
+    MAX_FRAME_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_VALUE_LENGTH,
+    MESSAGE_CRC_LENGTH,
+    MIN_FRAME_LENGTH,
+    PRELUDE_LENGTH,
+    SHORT,
+    STRING,
+    TIMESTAMP,
+    UUID,
+)
 
 from .errors import (
     DuplicateHeader,
@@ -87,18 +106,12 @@ cdef enum:
     # Above this many bytes the GIL is released around a CRC: the release costs ~0.1 us, a few
     # percent of a 256 KiB checksum, and lets other threads run.
     NOGIL_THRESHOLD = 256 * 1024
-    PRELUDE_LENGTH = 12
-    MIN_FRAME_LENGTH = 16
-    MAX_VALUE_LENGTH = 32767
-    MAX_NAME_LENGTH = 255
     # Smallest buffer allocated for a part of a frame that straddles chunks.
     MIN_ASSEMBLY = 256
     # Header names and short string values repeat in every event (":event-type", "PayloadPart").
     # A direct-mapped cache of ASCII str objects turns their decoding into a memcmp.
     CACHE_SLOTS = 128
     CACHE_MAX_LENGTH = 48
-
-cdef uint64_t MAX_FRAME_LENGTH = 0xFFFFFFFF
 
 
 cdef uint32_t _crc_buffer(evs_crc32_fn fn, object data, object value) except? 0xFFFFFFFF:
@@ -143,8 +156,29 @@ def _crc32_with(str tier, data, value=0):
 
 # ------------------------------------------------------------------------------------------ limits
 
-DEFAULT_MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
-DEFAULT_MAX_HEADERS_LENGTH = 128 * 1024
+from ._wire import DEFAULT_MAX_HEADERS_LENGTH, DEFAULT_MAX_PAYLOAD_LENGTH
+
+
+def _wire_constants():
+    """The compile-time values taken from _wire.pxd (tests compare them with _wire.py)."""
+    return {
+        "PRELUDE_LENGTH": PRELUDE_LENGTH,
+        "MESSAGE_CRC_LENGTH": MESSAGE_CRC_LENGTH,
+        "MIN_FRAME_LENGTH": MIN_FRAME_LENGTH,
+        "MAX_FRAME_LENGTH": MAX_FRAME_LENGTH,
+        "MAX_NAME_LENGTH": MAX_NAME_LENGTH,
+        "MAX_VALUE_LENGTH": MAX_VALUE_LENGTH,
+        "BOOL_TRUE": BOOL_TRUE,
+        "BOOL_FALSE": BOOL_FALSE,
+        "BYTE": BYTE,
+        "SHORT": SHORT,
+        "INTEGER": INTEGER,
+        "LONG": LONG,
+        "BYTE_ARRAY": BYTE_ARRAY,
+        "STRING": STRING,
+        "TIMESTAMP": TIMESTAMP,
+        "UUID": UUID,
+    }
 
 
 cdef inline uint32_t _be32(const unsigned char *p) noexcept nogil:
@@ -306,21 +340,21 @@ cdef inline Message _new_message(type message_type, dict headers, object payload
 cdef object _fixed_value(int type_byte, const unsigned char *p, bint typed):
     if not typed:
         # botocore's values: plain ints whatever the width, timestamps as int milliseconds.
-        if type_byte == 2:
+        if type_byte == BYTE:
             return <long>(<signed char>p[0])
-        if type_byte == 3:
+        if type_byte == SHORT:
             return <long>(<int16_t>_be16(p))
-        if type_byte == 4:
+        if type_byte == INTEGER:
             return <long>(<int32_t>_be32(p))
         return <long long>(<int64_t>_be64(p))
     # int.__new__ skips the range check of the typed constructors: the wire width guarantees it.
-    if type_byte == 2:
+    if type_byte == BYTE:
         return int.__new__(Int8, <signed char>p[0])
-    if type_byte == 3:
+    if type_byte == SHORT:
         return int.__new__(Int16, <int16_t>_be16(p))
-    if type_byte == 4:
+    if type_byte == INTEGER:
         return <long>(<int32_t>_be32(p))
-    if type_byte == 5:
+    if type_byte == LONG:
         return int.__new__(Int64, <int64_t>_be64(p))
     return int.__new__(Timestamp, <int64_t>_be64(p))
 
@@ -347,7 +381,7 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint
             raise InvalidHeaderValue.truncated(name, None, 1, 0)
         type_byte = p[0]
         p += 1
-        if type_byte == 7 or type_byte == 6:
+        if type_byte == STRING or type_byte == BYTE_ARRAY:
             if end - p < 2:
                 raise InvalidHeaderValue.truncated(name, type_byte, 2, end - p)
             length = _be16(p)
@@ -356,7 +390,7 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint
                 raise InvalidHeaderValue.too_long(name, type_byte, length)
             if length > end - p:
                 raise InvalidHeaderValue.truncated(name, type_byte, length, end - p)
-            if type_byte == 6:
+            if type_byte == BYTE_ARRAY:
                 value = PyBytes_FromStringAndSize(<const char *>p, length)
             elif length == 0:
                 value = ""
@@ -365,17 +399,17 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint
                 if value is None:
                     value = _new_str(p, length, _value_cache, name)
             p += length
-        elif type_byte == 0:
+        elif type_byte == BOOL_TRUE:
             value = True
-        elif type_byte == 1:
+        elif type_byte == BOOL_FALSE:
             value = False
-        elif 2 <= type_byte <= 5 or type_byte == 8:
-            size = 1 if type_byte == 2 else 2 if type_byte == 3 else 4 if type_byte == 4 else 8
+        elif BYTE <= type_byte <= LONG or type_byte == TIMESTAMP:
+            size = 1 if type_byte == BYTE else 2 if type_byte == SHORT else 4 if type_byte == INTEGER else 8
             if end - p < size:
                 raise InvalidHeaderValue.truncated(name, type_byte, size, end - p)
             value = _fixed_value(type_byte, p, typed)
             p += size
-        elif type_byte == 9:
+        elif type_byte == UUID:
             if end - p < 16:
                 raise InvalidHeaderValue.truncated(name, type_byte, 16, end - p)
             value = PyBytes_FromStringAndSize(<const char *>p, 16)
@@ -688,7 +722,7 @@ cdef int _write_bytes(_Writer *out, str name, int type_byte, const char *raw, Py
 
 
 cdef int _write_fixed(_Writer *out, int type_byte, int64_t value) except -1:
-    cdef Py_ssize_t size = 1 if type_byte == 2 else 2 if type_byte == 3 else 4 if type_byte == 4 else 8
+    cdef Py_ssize_t size = 1 if type_byte == BYTE else 2 if type_byte == SHORT else 4 if type_byte == INTEGER else 8
     cdef unsigned char *p = _reserve(out, 1 + size)
     p[0] = <unsigned char>type_byte
     if size == 1:
@@ -711,33 +745,33 @@ cdef int _write_value(_Writer *out, str name, object value) except -1:
     cdef Py_buffer view
     cdef unsigned char *p
     if value is True or value is False:
-        _reserve(out, 1)[0] = 0 if value is True else 1
+        _reserve(out, 1)[0] = BOOL_TRUE if value is True else BOOL_FALSE
     elif isinstance(value, str):
         try:
             raw = PyUnicode_AsUTF8AndSize(value, &n)
         except UnicodeEncodeError:
             raise InvalidHeaderValue("not valid UTF-8", name) from None
-        _write_bytes(out, name, 7, raw, n)
+        _write_bytes(out, name, STRING, raw, n)
     elif isinstance(value, _SizedInt):
         _write_fixed(out, value.wire_type, value)
     elif isinstance(value, int):
         number = PyLong_AsLongLongAndOverflow(value, &overflow)
         if overflow:
             raise InvalidHeaderValue(f"int {value} does not fit in 64 bits", name)
-        _write_fixed(out, 4 if -0x80000000 <= number <= 0x7FFFFFFF else 5, number)
+        _write_fixed(out, INTEGER if -0x80000000 <= number <= 0x7FFFFFFF else LONG, number)
     elif isinstance(value, (bytes, bytearray, memoryview)):
         PyObject_GetBuffer(value, &view, PyBUF_SIMPLE)
         try:
-            _write_bytes(out, name, 6, <const char *>view.buf, view.len)
+            _write_bytes(out, name, BYTE_ARRAY, <const char *>view.buf, view.len)
         finally:
             PyBuffer_Release(&view)
     elif isinstance(value, _uuid.UUID):
         raw_uuid = value.bytes
         p = _reserve(out, 17)
-        p[0] = 9
+        p[0] = UUID
         memcpy(p + 1, PyBytes_AS_STRING(raw_uuid), 16)
     elif isinstance(value, _datetime.datetime):
-        _write_fixed(out, 8, Timestamp.from_datetime(value))
+        _write_fixed(out, TIMESTAMP, Timestamp.from_datetime(value))
     else:
         raise InvalidHeaderValue(f"unsupported type {type(value).__name__}", name)
     return 0

@@ -14,9 +14,26 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import (
+from ._wire import (
+    BOOL_FALSE,
+    BOOL_TRUE,
+    BYTE,
+    BYTE_ARRAY,
+    DEFAULT_MAX_HEADERS_LENGTH,
+    DEFAULT_MAX_PAYLOAD_LENGTH,
+    INTEGER,
+    LONG,
+    MAX_FRAME_LENGTH,
     MAX_NAME_LENGTH,
     MAX_VALUE_LENGTH,
+    MIN_FRAME_LENGTH,
+    PRELUDE_LENGTH,
+    SHORT,
+    STRING,
+    TIMESTAMP,
+    UUID,
+)
+from .errors import (
     DuplicateHeader,
     EventStreamError,
     InvalidFrameLength,
@@ -43,22 +60,18 @@ __all__ = [
 ]
 
 CRC32_BACKEND = "zlib"
-DEFAULT_MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
-DEFAULT_MAX_HEADERS_LENGTH = 128 * 1024
-_PRELUDE_LENGTH = 12
-_MIN_FRAME_LENGTH = 16
-_MAX_FRAME_LENGTH = 0xFFFFFFFF
 
 _prelude = struct.Struct(">III")
 _u32 = struct.Struct(">I")
 _u16 = struct.Struct(">H")
+_TYPE_BYTE = [bytes((t,)) for t in range(UUID + 1)]
 # Fixed-width header types: wire type -> (struct, value class).
 _FIXED = {
-    2: (struct.Struct(">b"), Int8),
-    3: (struct.Struct(">h"), Int16),
-    4: (struct.Struct(">i"), int),
-    5: (struct.Struct(">q"), Int64),
-    8: (struct.Struct(">q"), Timestamp),
+    BYTE: (struct.Struct(">b"), Int8),
+    SHORT: (struct.Struct(">h"), Int16),
+    INTEGER: (struct.Struct(">i"), int),
+    LONG: (struct.Struct(">q"), Int64),
+    TIMESTAMP: (struct.Struct(">q"), Timestamp),
 }
 
 
@@ -108,8 +121,8 @@ def _as_bytes_view(data: Any) -> memoryview:
 def _check_limit(name: str, value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= _MAX_FRAME_LENGTH:
-        raise ValueError(f"{name} must be between 0 and {_MAX_FRAME_LENGTH}, got {value}")
+    if not 0 <= value <= MAX_FRAME_LENGTH:
+        raise ValueError(f"{name} must be between 0 and {MAX_FRAME_LENGTH}, got {value}")
     return value
 
 
@@ -205,9 +218,9 @@ class Decoder:
         buffer = self._buffer
         if buffer:
             if not self._frame_length:
-                pos = min(_PRELUDE_LENGTH - len(buffer), size)
+                pos = min(PRELUDE_LENGTH - len(buffer), size)
                 buffer += data[:pos]
-                if len(buffer) < _PRELUDE_LENGTH:
+                if len(buffer) < PRELUDE_LENGTH:
                     return
                 self._frame_length = self._check_prelude(buffer, 0)
             taken = min(self._frame_length - len(buffer), size - pos)
@@ -219,7 +232,7 @@ class Decoder:
             self._buffer = buffer = bytearray()
             self._frame_length = 0
         # Whole frames straight from the chunk, no buffering.
-        while size - pos >= _PRELUDE_LENGTH:
+        while size - pos >= PRELUDE_LENGTH:
             total = self._check_prelude(data, pos)
             if size - pos < total:
                 self._frame_length = total
@@ -238,9 +251,9 @@ class Decoder:
         # agreeing, then the payload limit.
         if headers_length > self.max_headers_length:
             raise InvalidHeadersLength(headers_length, self.max_headers_length)
-        if total < _MIN_FRAME_LENGTH or headers_length > total - _MIN_FRAME_LENGTH:
+        if total < MIN_FRAME_LENGTH or headers_length > total - MIN_FRAME_LENGTH:
             raise InvalidFrameLength(total, headers_length)
-        payload_length = total - headers_length - _MIN_FRAME_LENGTH
+        payload_length = total - headers_length - MIN_FRAME_LENGTH
         if payload_length > self.max_payload_length:
             raise InvalidPayloadLength(payload_length, self.max_payload_length)
         return total  # type: ignore[no-any-return]
@@ -252,8 +265,8 @@ class Decoder:
         if calculated != expected:
             raise MessageChecksumMismatch(expected, calculated)
         (headers_length,) = _u32.unpack_from(data, pos + 4)
-        headers_end = pos + _PRELUDE_LENGTH + headers_length
-        headers = _decode_headers(data, pos + _PRELUDE_LENGTH, headers_end, self.typed_values)
+        headers_end = pos + PRELUDE_LENGTH + headers_length
+        headers = _decode_headers(data, pos + PRELUDE_LENGTH, headers_end, self.typed_values)
         message = self.message_type.__new__(self.message_type)
         message.headers = headers
         message.payload = data[headers_end:crc_at].tobytes()
@@ -281,9 +294,9 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
         type_byte = data[pos]
         pos += 1
         value: Any
-        if type_byte == 0:
+        if type_byte == BOOL_TRUE:
             value = True
-        elif type_byte == 1:
+        elif type_byte == BOOL_FALSE:
             value = False
         elif type_byte in _FIXED:
             unpacker, kind = _FIXED[type_byte]
@@ -293,7 +306,7 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
             # int.__new__ skips the typed constructors' range check: the wire width guarantees it.
             value = int.__new__(kind, number) if typed and kind is not int else number
             pos += unpacker.size
-        elif type_byte == 6 or type_byte == 7:
+        elif type_byte in (BYTE_ARRAY, STRING):
             if pos + 2 > end:
                 raise InvalidHeaderValue.truncated(name, type_byte, 2, end - pos)
             (length,) = _u16.unpack_from(data, pos)
@@ -302,7 +315,7 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
                 raise InvalidHeaderValue.too_long(name, type_byte, length)
             if pos + length > end:
                 raise InvalidHeaderValue.truncated(name, type_byte, length, end - pos)
-            if type_byte == 6:
+            if type_byte == BYTE_ARRAY:
                 value = data[pos : pos + length].tobytes()
             else:
                 try:
@@ -310,7 +323,7 @@ def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) ->
                 except UnicodeDecodeError:
                     raise InvalidHeaderValue("not valid UTF-8", name) from None
             pos += length
-        elif type_byte == 9:
+        elif type_byte == UUID:
             if pos + 16 > end:
                 raise InvalidHeaderValue.truncated(name, type_byte, 16, end - pos)
             value = data[pos : pos + 16].tobytes()
@@ -336,31 +349,31 @@ def decode(data: Any, **limits: Any) -> list[Message]:
 def _encode_value(name: str, value: Any) -> bytes:
     """The type byte and value bytes of one header."""
     if value is True:
-        return b"\x00"
+        return _TYPE_BYTE[BOOL_TRUE]
     if value is False:
-        return b"\x01"
+        return _TYPE_BYTE[BOOL_FALSE]
     if isinstance(value, _SizedInt):
         unpacker = _FIXED[value.wire_type][0]
         return bytes((value.wire_type,)) + unpacker.pack(value)
     if isinstance(value, int):
         if -0x8000_0000 <= value <= 0x7FFF_FFFF:
-            return b"\x04" + _FIXED[4][0].pack(value)
+            return _TYPE_BYTE[INTEGER] + _FIXED[INTEGER][0].pack(value)
         if -0x8000_0000_0000_0000 <= value <= 0x7FFF_FFFF_FFFF_FFFF:
-            return b"\x05" + _FIXED[5][0].pack(value)
+            return _TYPE_BYTE[LONG] + _FIXED[LONG][0].pack(value)
         raise InvalidHeaderValue(f"int {value} does not fit in 64 bits", name)
     if isinstance(value, str):
         try:
             raw = value.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidHeaderValue("not valid UTF-8", name) from None
-        type_byte = 7
+        type_byte = STRING
     elif isinstance(value, (bytes, bytearray, memoryview)):
         raw = _as_bytes_view(value).tobytes()
-        type_byte = 6
+        type_byte = BYTE_ARRAY
     elif isinstance(value, uuid.UUID):
-        return b"\x09" + value.bytes
+        return _TYPE_BYTE[UUID] + value.bytes
     elif isinstance(value, datetime.datetime):
-        return b"\x08" + _FIXED[8][0].pack(Timestamp.from_datetime(value))
+        return _TYPE_BYTE[TIMESTAMP] + _FIXED[TIMESTAMP][0].pack(Timestamp.from_datetime(value))
     else:
         raise InvalidHeaderValue(f"unsupported type {type(value).__name__}", name)
     if len(raw) > MAX_VALUE_LENGTH:
@@ -391,9 +404,9 @@ def encode(headers: Mapping[str, Any], payload: Any = b"") -> bytes:
         raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
     block = _encode_headers(headers)
     body = _as_bytes_view(payload)
-    total = _MIN_FRAME_LENGTH + len(block) + len(body)
-    if total > _MAX_FRAME_LENGTH:
-        raise InvalidPayloadLength(len(body), _MAX_FRAME_LENGTH - _MIN_FRAME_LENGTH - len(block))
+    total = MIN_FRAME_LENGTH + len(block) + len(body)
+    if total > MAX_FRAME_LENGTH:
+        raise InvalidPayloadLength(len(body), MAX_FRAME_LENGTH - MIN_FRAME_LENGTH - len(block))
     head = _prelude.pack(total, len(block), zlib.crc32(_u32.pack(total) + _u32.pack(len(block))))
     head += block
     return b"".join((head, body, _u32.pack(zlib.crc32(body, zlib.crc32(head)))))

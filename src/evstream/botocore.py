@@ -31,6 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 import evstream
 from evstream import errors as _ev
+from evstream._wire import (
+    DEFAULT_MAX_HEADERS_LENGTH,
+    DEFAULT_MAX_PAYLOAD_LENGTH,
+    MESSAGE_CRC_LENGTH,
+    MIN_FRAME_LENGTH,
+    PRELUDE_LENGTH,
+)
 
 try:
     import botocore.eventstream as _bc
@@ -60,9 +67,9 @@ __all__ = [
     "uninstall",
 ]
 
-# botocore's defaults (24 MiB since botocore 1.36.15).
-MAX_HEADERS_LENGTH = 128 * 1024
-MAX_PAYLOAD_LENGTH = 24 * 1024 * 1024
+# botocore's defaults, which are the decoders' (24 MiB since botocore 1.36.15).
+MAX_HEADERS_LENGTH = DEFAULT_MAX_HEADERS_LENGTH
+MAX_PAYLOAD_LENGTH = DEFAULT_MAX_PAYLOAD_LENGTH
 
 if TYPE_CHECKING or _bc is None:
     # Stand-ins with botocore's names and hierarchy: what mypy sees (botocore ships no types), and
@@ -91,15 +98,15 @@ if TYPE_CHECKING or _bc is None:
 
         @property
         def payload_length(self) -> int:
-            return self.total_length - self.headers_length - 16
+            return self.total_length - self.headers_length - MIN_FRAME_LENGTH
 
         @property
         def payload_end(self) -> int:
-            return self.total_length - 4
+            return self.total_length - MESSAGE_CRC_LENGTH
 
         @property
         def headers_end(self) -> int:
-            return 12 + self.headers_length
+            return PRELUDE_LENGTH + self.headers_length
 
     class _BcEventStreamMessage:
         headers: dict[str, Any]
@@ -244,7 +251,7 @@ class EventStreamMessage(_BcEventStreamMessage):
         if given is not None:
             return given
         headers_length: int = self._headers_length  # type: ignore[attr-defined]
-        total = 16 + headers_length + len(self.payload)
+        total = MIN_FRAME_LENGTH + headers_length + len(self.payload)
         return _BcMessagePrelude(total, headers_length, evstream.crc32(_LENGTHS.pack(total, headers_length)))
 
     @prelude.setter

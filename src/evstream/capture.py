@@ -14,7 +14,7 @@ tool, and safe to truncate (every complete line is a valid chunk).
 Writers: :class:`CaptureWriter` (``write(chunk)`` per chunk) and :func:`tee` (wrap any iterable of chunks,
 e.g. an HTTP response body, recording while passing the chunks on). Readers: :func:`read_capture`, and
 :func:`load_chunks`, which also accepts a raw event-stream file. ``python -m evstream decode`` dumps a
-capture or raw stream file as JSON lines of decoded messages (:func:`decode_main`).
+capture or raw stream file as JSON lines of decoded messages (:func:`run_decode`).
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ __all__ = [
     "Capture",
     "CaptureError",
     "CaptureWriter",
-    "decode_main",
+    "add_decode_arguments",
     "is_capture",
     "load_chunks",
     "message_to_json",
     "parse_capture",
     "read_capture",
+    "run_decode",
     "tee",
 ]
 
@@ -226,13 +227,6 @@ def message_to_json(message: Any, index: int) -> dict[str, Any]:
     return out
 
 
-def decode_main(argv: list[str] | None = None) -> int:
-    """``python -m evstream decode FILE``: decoded messages of a capture or raw stream, as JSON lines."""
-    parser = argparse.ArgumentParser(prog="python -m evstream decode", description=decode_main.__doc__)
-    add_decode_arguments(parser)
-    return run_decode(parser.parse_args(argv))
-
-
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", help="a capture (JSON lines, see evstream.capture) or a raw stream; - for stdin"
@@ -248,6 +242,7 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    """``python -m evstream decode FILE``: decoded messages of a capture or raw stream, as JSON lines."""
     from . import Decoder, EventStreamError
 
     if args.file == "-":

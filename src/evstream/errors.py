@@ -6,6 +6,8 @@ so both implementations raise the same class with the same words.
 
 from __future__ import annotations
 
+from ._wire import MAX_VALUE_LENGTH, TYPE_NAMES
+
 __all__ = [
     "ChecksumMismatch",
     "DuplicateHeader",
@@ -22,23 +24,6 @@ __all__ = [
     "TruncatedStream",
     "UnknownHeaderType",
 ]
-
-
-# Wire type byte -> the name the AWS specification gives it (used in messages).
-TYPE_NAMES = (
-    "bool_true",
-    "bool_false",
-    "byte",
-    "short",
-    "integer",
-    "long",
-    "byte_array",
-    "string",
-    "timestamp",
-    "uuid",
-)
-MAX_NAME_LENGTH = 255
-MAX_VALUE_LENGTH = 32767  # string and byte_array values, as aws-c-event-stream and smithy enforce
 
 
 class EventStreamError(ValueError):

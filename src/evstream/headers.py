@@ -11,12 +11,10 @@ import datetime
 import uuid
 from typing import Union
 
-from .errors import MAX_NAME_LENGTH, MAX_VALUE_LENGTH, TYPE_NAMES, InvalidHeaderValue
+from ._wire import BYTE, LONG, SHORT, TIMESTAMP
+from .errors import InvalidHeaderValue
 
 __all__ = [
-    "MAX_NAME_LENGTH",
-    "MAX_VALUE_LENGTH",
-    "TYPE_NAMES",
     "HeaderValue",
     "Int8",
     "Int16",
@@ -50,7 +48,7 @@ class Int8(_SizedInt):
     """Wire type 2 (byte)."""
 
     __slots__ = ()
-    wire_type = 2
+    wire_type = BYTE
     bits = 8
 
 
@@ -58,7 +56,7 @@ class Int16(_SizedInt):
     """Wire type 3 (short)."""
 
     __slots__ = ()
-    wire_type = 3
+    wire_type = SHORT
     bits = 16
 
 
@@ -66,7 +64,7 @@ class Int64(_SizedInt):
     """Wire type 5 (long)."""
 
     __slots__ = ()
-    wire_type = 5
+    wire_type = LONG
     bits = 64
 
 
@@ -77,7 +75,7 @@ class Timestamp(_SizedInt):
     """Wire type 8: milliseconds since the Unix epoch (what botocore gives as a plain int)."""
 
     __slots__ = ()
-    wire_type = 8
+    wire_type = TIMESTAMP
     bits = 64
 
     @classmethod

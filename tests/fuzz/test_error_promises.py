@@ -1,4 +1,4 @@
-"""Errors keep their promises (issue 7, item 4), beyond tests/test_decoder.py.
+"""Errors keep their promises, beyond tests/test_decoder.py.
 
 For every kind of error, in both implementations, immediate or deferred behind good messages:
 the decoder stays failed and feed()/close() re-raise the very same object, even for valid input or
@@ -47,10 +47,17 @@ FAILURES = [
         raw_frame(b"\0" * 4, total_length=20, headers_length=5),
         evstream.InvalidFrameLength,
     ),
-    ("payload-limit", raw_frame(total_length=16 + 24 * 1024 * 1024 + 1)[:12], evstream.InvalidPayloadLength),
+    (
+        "payload-limit",
+        raw_frame(total_length=16 + evstream.DEFAULT_MAX_PAYLOAD_LENGTH + 1)[:12],
+        evstream.InvalidPayloadLength,
+    ),
     (
         "headers-limit",
-        raw_frame(total_length=200_000, headers_length=140_000)[:12],
+        raw_frame(
+            total_length=16 + evstream.DEFAULT_MAX_HEADERS_LENGTH + 1,
+            headers_length=evstream.DEFAULT_MAX_HEADERS_LENGTH + 1,
+        )[:12],
         evstream.InvalidHeadersLength,
     ),
     ("duplicate", raw_frame(header(b"a", 0) + header(b"a", 0)), evstream.DuplicateHeader),

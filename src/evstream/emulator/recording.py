@@ -12,13 +12,14 @@ __all__ = ["AttemptCounter", "RecordedRequest", "RequestLog"]
 
 @dataclasses.dataclass
 class RecordedRequest:
-    """A request as the endpoint saw it (kept for tests and for `serve --verbose`)."""
+    """A request as the endpoint saw it (kept for tests and for ``serve --log``)."""
 
     method: str
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
     signature_valid: bool | None = None
+    events: int = 0  # event-stream frames sent in the answer
 
     @property
     def size(self) -> int:

@@ -10,7 +10,7 @@ import ssl as ssl_module
 import time
 import urllib.parse
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .events import bedrock_chunk, payload_part
@@ -56,8 +56,10 @@ class Emulator:
         record_bytes: int = 64 * 1024 * 1024,
         limits: Limits | None = None,
         ssl: ssl_module.SSLContext | None = None,
+        on_request: Callable[[RecordedRequest, int, float], None] | None = None,
     ) -> None:
         self.host = host
+        self.on_request = on_request  # called with each answered request, its status and its seconds
         self.port = port
         self.behavior = behavior or Behavior()
         self.credentials = dict(credentials) if credentials else None
@@ -145,11 +147,15 @@ class Emulator:
         if request is None:
             return False
         keep_alive = request.headers.get("connection", "").lower() != "close"
+        started, status = time.monotonic(), 200
         try:
             keep_alive = await self._route(request, writer) and keep_alive
         except HTTPError as exc:
+            status = exc.status
             write_error(writer, exc, _request_id())
         await writer.drain()
+        if self.on_request is not None:
+            self.on_request(request, status, time.monotonic() - started)
         return keep_alive
 
     async def _route(self, request: RecordedRequest, writer: asyncio.StreamWriter) -> bool:
@@ -277,6 +283,7 @@ class Emulator:
                 if delay > 0:
                     await asyncio.sleep(delay)
             await sender.frame(event(stamp_record(part) if behavior.stamp else part))
+            request.events += 1
             if n % 256 == 255:  # let other streams run when the socket never pushes back
                 await asyncio.sleep(0)
         if in_stream_fault and behavior.after >= behavior.tokens:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .faults import FAULTS
 from .latency import check_profile
 
 __all__ = [
+    "BEDROCK_FORMATS",
     "CONTENT_TYPES",
+    "FINISH_REASONS",
     "FORMATS",
+    "PROMPT_TOKENS",
     "Behavior",
     "generate_records",
     "generate_text",
@@ -24,14 +27,38 @@ __all__ = [
     "token",
 ]
 
-FORMATS = ("tgi", "lmi", "openai", "raw")
-
-# The Content-Type a container of each format answers with.
+# Container formats (SageMaker) and Bedrock model families, named as evstream.formats names them, plus
+# "openai-completions" (the completions API of the same servers) and "raw" (the token bytes alone).
+SSE, JSON_LINES, JSON = "text/event-stream", "application/jsonlines", "application/json"
 CONTENT_TYPES = {
-    "tgi": "text/event-stream",
-    "lmi": "application/jsonlines",
-    "openai": "text/event-stream",
+    "tgi": SSE,
+    "lmi": JSON_LINES,
+    "openai": SSE,
+    "openai-completions": SSE,
+    "llamacpp": SSE,
+    "anthropic": JSON,
+    "nova": JSON,
+    "titan": JSON,
+    "llama": JSON,
+    "cohere": JSON,
+    "mistral": JSON,
     "raw": "text/plain; charset=utf-8",
+}
+FORMATS = tuple(CONTENT_TYPES)
+BEDROCK_FORMATS = ("anthropic", "nova", "titan", "llama", "cohere", "mistral")
+PROMPT_TOKENS = 8  # the input token count the formats that report usage report
+FINISH_REASONS = {
+    "tgi": "length",
+    "lmi": "length",
+    "openai": "length",
+    "openai-completions": "length",
+    "llamacpp": "limit",
+    "anthropic": "max_tokens",
+    "nova": "max_tokens",
+    "titan": "LENGTH",
+    "llama": "length",
+    "cohere": "MAX_TOKENS",
+    "mistral": "length",
 }
 # Multi-byte characters and newlines inside tokens, so parts cut anywhere exercise the reassembly.
 _WORDS = (
@@ -130,37 +157,175 @@ def generate_text(behavior: Behavior) -> str:
 
 
 def generate_records(behavior: Behavior) -> Iterator[bytes]:
-    """One record per token in the container's wire format (SSE event, JSON line or raw text)."""
-    fmt, seed = behavior.format, behavior.seed
-    text: list[str] = []
-    for i in range(behavior.tokens):
-        tok = token(i, seed)
-        if fmt == "raw":
-            yield tok.encode()
-        elif fmt == "lmi":
-            record: dict[str, Any] = {"token": {"id": i, "text": tok, "log_prob": -0.5}}
-            yield json.dumps(record, ensure_ascii=False).encode() + b"\n"
-        elif fmt == "tgi":
-            text.append(tok)
-            last = i == behavior.tokens - 1
-            record = {
-                "index": i + 1,
-                "token": {"id": 1000 + i, "text": tok, "logprob": -0.97, "special": False},
-                "generated_text": "".join(text) if last else None,
-                "details": None,
+    """The records of a generation in the format's wire form, one per token plus the format's opening
+    and closing records (role chunk, finish reason, usage, ``[DONE]``), as each server sends them:
+    SSE events, JSON lines, or Bedrock's JSON objects with no separator. The last token's record
+    carries the finish reason (see ``FINISH_REASONS``) and usage (``PROMPT_TOKENS`` in, ``tokens`` out)."""
+    tokens = [token(i, behavior.seed) for i in range(behavior.tokens)]
+    if behavior.format == "raw":
+        return (tok.encode() for tok in tokens)
+    return _RECORDS[behavior.format](tokens)
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False).encode()
+
+
+def _sse(record: dict[str, Any], prefix: bytes = b"data: ") -> bytes:
+    return prefix + _dumps(record) + b"\n\n"
+
+
+_METRICS = "amazon-bedrock-invocationMetrics"
+
+
+def _bedrock_metrics(n: int) -> dict[str, Any]:
+    return {
+        "inputTokenCount": PROMPT_TOKENS,
+        "outputTokenCount": n,
+        "invocationLatency": 1,
+        "firstByteLatency": 1,
+    }
+
+
+def _tgi(tokens: list[str]) -> Iterator[bytes]:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        last = i == n - 1
+        record = {
+            "index": i + 1,
+            "token": {"id": 1000 + i, "text": tok, "logprob": -0.97, "special": False},
+            "generated_text": "".join(tokens) if last else None,
+            "details": {"finish_reason": "length", "generated_tokens": n, "seed": None} if last else None,
+        }
+        yield _sse(record, b"data:")
+
+
+def _lmi(tokens: list[str]) -> Iterator[bytes]:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        record: dict[str, Any] = {"token": {"id": i, "text": tok, "log_prob": -0.5}}
+        if i == n - 1:
+            record["generated_text"] = "".join(tokens)
+            record["details"] = {"finish_reason": "length", "generated_tokens": n, "inputs": "emulator"}
+        yield _dumps(record) + b"\n"
+
+
+def _openai(tokens: list[str], chat: bool = True) -> Iterator[bytes]:
+    # One chunk per token (vLLM's role chunk aside), the last with the finish reason and, as vLLM and
+    # SGLang send with stream_options.continuous_usage_stats, the usage; then [DONE].
+    n = len(tokens)
+    head: dict[str, Any] = {"id": "cmpl-emulator", "created": 0, "model": "emulator"}
+    head["object"] = "chat.completion.chunk" if chat else "text_completion"
+    for i, tok in enumerate(tokens):
+        choice = {"index": 0, "delta": {"content": tok}} if chat else {"index": 0, "text": tok}
+        record = {**head, "choices": [{**choice, "logprobs": None, "finish_reason": None}]}
+        if i == n - 1:
+            record["choices"][0]["finish_reason"] = "length"
+            record["usage"] = {
+                "prompt_tokens": PROMPT_TOKENS,
+                "completion_tokens": n,
+                "total_tokens": PROMPT_TOKENS + n,
             }
-            yield b"data:" + json.dumps(record, ensure_ascii=False).encode() + b"\n\n"
-        else:
-            record = {
-                "id": "chatcmpl-emulator",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "emulator",
-                "choices": [{"index": 0, "delta": {"content": tok}, "finish_reason": None}],
-            }
-            yield b"data: " + json.dumps(record, ensure_ascii=False).encode() + b"\n\n"
-    if fmt == "openai":
-        yield b"data: [DONE]\n\n"
+        yield _sse(record)
+    yield b"data: [DONE]\n\n"
+
+
+def _llamacpp(tokens: list[str]) -> Iterator[bytes]:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        yield _sse(
+            {"index": 0, "content": tok, "tokens": [], "stop": False, "id_slot": 0, "tokens_predicted": i + 1}
+        )
+    final = {"index": 0, "content": "", "tokens": [], "stop": True, "model": "emulator", "stop_type": "limit"}
+    final.update(tokens_predicted=n, tokens_evaluated=PROMPT_TOKENS, truncated=False)
+    yield _sse(final)
+
+
+def _anthropic(tokens: list[str]) -> Iterator[bytes]:
+    message = {
+        "id": "msg_emulator",
+        "type": "message",
+        "role": "assistant",
+        "model": "emulator",
+        "content": [],
+    }
+    usage = {"input_tokens": PROMPT_TOKENS, "output_tokens": 1}
+    yield _dumps({"type": "message_start", "message": {**message, "stop_reason": None, "usage": usage}})
+    yield _dumps({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    for tok in tokens:
+        yield _dumps(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": tok}}
+        )
+    yield _dumps({"type": "content_block_stop", "index": 0})
+    delta = {"stop_reason": "max_tokens", "stop_sequence": None}
+    yield _dumps({"type": "message_delta", "delta": delta, "usage": {"output_tokens": len(tokens)}})
+    yield _dumps({"type": "message_stop", _METRICS: _bedrock_metrics(len(tokens))})
+
+
+def _nova(tokens: list[str]) -> Iterator[bytes]:
+    yield _dumps({"messageStart": {"role": "assistant"}})
+    for tok in tokens:
+        yield _dumps({"contentBlockDelta": {"delta": {"text": tok}, "contentBlockIndex": 0}})
+    yield _dumps({"contentBlockStop": {"contentBlockIndex": 0}})
+    yield _dumps({"messageStop": {"stopReason": "max_tokens"}})
+    usage = {"inputTokens": PROMPT_TOKENS, "outputTokens": len(tokens)}
+    yield _dumps({"metadata": {"usage": usage, "metrics": {}}, _METRICS: _bedrock_metrics(len(tokens))})
+
+
+def _titan(tokens: list[str]) -> Iterator[bytes]:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        record: dict[str, Any] = {"outputText": tok, "index": 0, "totalOutputTextTokenCount": i + 1}
+        record.update(completionReason=None, inputTextTokenCount=PROMPT_TOKENS)
+        if i == n - 1:
+            record.update({"completionReason": "LENGTH", _METRICS: _bedrock_metrics(n)})
+        yield _dumps(record)
+
+
+def _llama(tokens: list[str]) -> Iterator[bytes]:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        record: dict[str, Any] = {"generation": tok, "prompt_token_count": PROMPT_TOKENS if i == 0 else None}
+        record.update(generation_token_count=i + 1, stop_reason=None)
+        if i == n - 1:
+            record.update({"stop_reason": "length", _METRICS: _bedrock_metrics(n)})
+        yield _dumps(record)
+
+
+def _cohere(tokens: list[str]) -> Iterator[bytes]:
+    yield _dumps({"is_finished": False, "event_type": "stream-start", "generation_id": "emulator"})
+    for tok in tokens:
+        yield _dumps({"is_finished": False, "event_type": "text-generation", "text": tok})
+    units = {"input_tokens": PROMPT_TOKENS, "output_tokens": len(tokens)}
+    response = {"text": "".join(tokens), "finish_reason": "MAX_TOKENS", "meta": {"billed_units": units}}
+    yield _dumps(
+        {"is_finished": True, "event_type": "stream-end", "response": response, "finish_reason": "MAX_TOKENS",
+         _METRICS: _bedrock_metrics(len(tokens))}
+    )  # fmt: skip
+
+
+def _mistral(tokens: list[str]) -> Iterator[bytes]:
+    n = len(tokens)
+    for i, tok in enumerate(tokens):
+        record: dict[str, Any] = {"outputs": [{"text": tok, "stop_reason": "length" if i == n - 1 else None}]}
+        if i == n - 1:
+            record[_METRICS] = _bedrock_metrics(n)
+        yield _dumps(record)
+
+
+_RECORDS: dict[str, Callable[[list[str]], Iterator[bytes]]] = {
+    "tgi": _tgi,
+    "lmi": _lmi,
+    "openai": _openai,
+    "openai-completions": lambda tokens: _openai(tokens, chat=False),
+    "llamacpp": _llamacpp,
+    "anthropic": _anthropic,
+    "nova": _nova,
+    "titan": _titan,
+    "llama": _llama,
+    "cohere": _cohere,
+    "mistral": _mistral,
+}
 
 
 def split_parts(behavior: Behavior) -> Iterator[bytes]:

@@ -1,0 +1,59 @@
+"""Load tests of streaming endpoints: TTFT, inter-token latency, end-to-end latency and throughput
+under concurrency, measured by a client that measures itself.
+
+``python -m evstream loadtest ENDPOINT`` (or ``--local``) drives it from the command line; the same
+pieces make a Python API::
+
+    from evstream import sagemaker
+    from evstream.loadtest import Step, Target, Workload, run_step_sync
+
+    client = sagemaker.async_client(region_name="us-west-2", max_pool_connections=128)
+    result = run_step_sync(Target(client, "my-llm", Workload("tgi")), Step(concurrency=64, duration=30))
+    print(result.ttft.percentile(99) / 1e6, "ms")
+
+The modules, by concern: ``workload`` (prompts, request bodies per container format and Bedrock
+family, token counting), ``runner`` (one asyncio client process running a step), ``threads`` (the
+boto3 thread-per-stream reference client), ``measure`` (what a step measured, stream timing, the
+client's own load), ``histogram`` (exactly mergeable latency histograms), ``distributed`` (local
+processes and Ray actors), ``report`` (table, JSON, CSV, chart), ``cli``.
+"""
+
+from __future__ import annotations
+
+from .distributed import LocalPool, RayPool, SinglePool, run_split
+from .histogram import Histogram
+from .measure import StepResult, WorkerLoad
+from .runner import Step, Target, run_step, run_step_sync
+from .threads import Boto3Target, run_step_threads
+from .workload import (
+    BEDROCK_FAMILIES,
+    SAGEMAKER_FORMATS,
+    TEMPLATES,
+    Prompt,
+    TokenCounter,
+    Workload,
+    load_prompts,
+)
+
+__all__ = [
+    "BEDROCK_FAMILIES",
+    "SAGEMAKER_FORMATS",
+    "TEMPLATES",
+    "Boto3Target",
+    "Histogram",
+    "LocalPool",
+    "Prompt",
+    "RayPool",
+    "SinglePool",
+    "Step",
+    "StepResult",
+    "Target",
+    "TokenCounter",
+    "WorkerLoad",
+    "Workload",
+    "load_prompts",
+    "run_split",
+    "run_step",
+    "run_step_sync",
+    "run_step_threads",
+]

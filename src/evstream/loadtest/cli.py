@@ -1,0 +1,335 @@
+"""``python -m evstream loadtest``: arguments, the run (steps x clients), progress and output."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..emulator.latency import Distribution, distribution
+from .distributed import LocalPool, Pool, RayPool, SinglePool, run_split
+from .measure import StepResult
+from .report import csv_text, dump_json, plot, table
+from .runner import Step, Target
+from .threads import Boto3Target, run_step_threads
+from .workload import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES, Workload, load_prompts
+
+__all__ = ["add_loadtest_arguments", "add_loadtest_command", "run_cli"]
+
+LOCAL_PROFILE = {"ttft": "normal:200ms,20ms", "itl": "normal:20ms,4ms"}
+_LOCAL_KEYS = {"aws_access_key_id": "AKIDLOADTEST", "aws_secret_access_key": "local-endpoint"}
+
+
+def _numbers(kind: type) -> Any:
+    def parse(text: str) -> list[Any]:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+        if not values or any(v <= 0 for v in values):
+            raise ValueError(text)
+        return values
+
+    parse.__name__ = f"list of {kind.__name__}s > 0"
+    return parse
+
+
+def _count_distribution(text: str) -> Distribution:
+    return Distribution.parse(text, durations=False)
+
+
+_count_distribution.__name__ = "token count distribution"
+
+
+def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Measure a streaming endpoint's time to first token (TTFT), inter-token latency (ITL), end-to-end "
+        "latency and throughput at each concurrency (or request rate), with a client that measures itself. "
+        "Example: python -m evstream loadtest --local   (a short run against the local endpoint)."
+    )
+    parser.add_argument("endpoint", nargs="?", help="SageMaker endpoint name, or Bedrock model id")
+    where = parser.add_argument_group("endpoint")
+    where.add_argument("--local", action="store_true", help="start the local endpoint with an emulated model")
+    where.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8080 for `python -m evstream serve`")
+    where.add_argument("--region")
+    where.add_argument("--profile")
+    where.add_argument("--content-type", default="application/json")
+    where.add_argument("--ttft", type=distribution, default=LOCAL_PROFILE["ttft"], help="--local: model TTFT")
+    where.add_argument("--itl", type=distribution, default=LOCAL_PROFILE["itl"], help="--local: model ITL")
+    load = parser.add_argument_group("workload")
+    load.add_argument(
+        "--template", choices=TEMPLATES, default="tgi", help="request body format / Bedrock family"
+    )
+    load.add_argument("--prompts", help="JSONL file of prompts (prompt, optional max_tokens)")
+    load.add_argument("--input-tokens", type=_count_distribution, default="32", help="e.g. normal:512,64")
+    load.add_argument("--output-tokens", type=_count_distribution, default="64", help="e.g. uniform:64,256")
+    load.add_argument(
+        "--count",
+        choices=("parse", "events"),
+        default="parse",
+        help="count tokens by parsing each record (exact), or one per event (less client CPU)",
+    )
+    steps = parser.add_mutually_exclusive_group()
+    steps.add_argument("--concurrency", type=_numbers(int), help="streams at once per step, e.g. 1,8,64,512")
+    steps.add_argument("--rate", type=_numbers(float), help="open loop: Poisson arrivals per second per step")
+    timing = parser.add_argument_group("steps")
+    timing.add_argument(
+        "--duration", type=float, default=None, help="measured seconds per step (default 10; 4 with --local)"
+    )
+    timing.add_argument("--requests", type=int, default=0, help="measure this many requests per step instead")
+    timing.add_argument(
+        "--warmup", type=float, default=None, help="seconds before measuring (default 2; 1 with --local)"
+    )
+    timing.add_argument(
+        "--drain-timeout", type=float, default=60.0, help="max seconds for measured requests to end"
+    )
+    timing.add_argument("--max-in-flight", type=int, default=10_000, help="open loop: cap on streams at once")
+    timing.add_argument("--seed", type=int, default=0)
+    scale = parser.add_argument_group("clients")
+    scale.add_argument("--workers", type=int, default=1, help="client processes (each an asyncio client)")
+    scale.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the workers as Ray actors")
+    scale.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    scale.add_argument(
+        "--compare-boto3", action="store_true", help="also run each step with boto3, one thread per stream"
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
+    out.add_argument("--csv", metavar="FILE", help="write one row per step and client as CSV (- for stdout)")
+    out.add_argument("--plot", metavar="PNG", help="chart latency percentiles against throughput")
+    out.add_argument("--quiet", action="store_true", help="no live progress")
+
+
+def raise_open_file_limit(needed: int) -> None:
+    """Lift the soft limit on open files (inherited by the local endpoint) to what the run needs."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ValueError(f"{needed} open files needed, the hard limit is {hard} (ulimit -Hn)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+@contextlib.contextmanager
+def _endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """boto3.client keyword arguments for the endpoint (and the local endpoint running, with --local)."""
+    if not args.local:
+        kwargs = {"region_name": args.region, "endpoint_url": args.endpoint_url}
+        if args.profile:
+            import boto3
+
+            kwargs = {
+                **kwargs,
+                "region_name": args.region or boto3.Session(profile_name=args.profile).region_name,
+            }
+            credentials = boto3.Session(profile_name=args.profile).get_credentials()
+            if credentials is not None:
+                frozen = credentials.get_frozen_credentials()
+                kwargs.update(
+                    aws_access_key_id=frozen.access_key,
+                    aws_secret_access_key=frozen.secret_key,
+                    aws_session_token=frozen.token,
+                )
+        yield {k: v for k, v in kwargs.items() if v is not None}
+        return
+    from ..emulator import EmulatorProcess
+
+    stream_format = local_stream_format(args.template)
+    with EmulatorProcess(
+        "--format", stream_format, "--ttft", args.ttft, "--itl", args.itl, "--stamp"
+    ) as endpoint:
+        yield {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
+
+
+def _workload(args: argparse.Namespace, local: bool) -> Workload:
+    prompts = load_prompts(args.prompts, round(args.output_tokens.mean)) if args.prompts else None
+    workload = Workload(
+        template=args.template,
+        prompts=prompts,
+        input_tokens=args.input_tokens,
+        output_tokens=args.output_tokens,
+        emulator={} if local else None,
+        count=args.count,
+    )
+    if local:
+        workload.stream_format = local_stream_format(args.template)
+    return workload
+
+
+def local_stream_format(template: str) -> str:
+    """The format the local endpoint answers a template's requests in."""
+    from ..emulator import FORMATS
+
+    stream_format = STREAM_FORMATS[template]
+    if stream_format in FORMATS:
+        return stream_format
+    if template in BEDROCK_FAMILIES:
+        return "lmi"  # JSON records, one per Bedrock chunk, until the endpoint emits the family's own shapes
+    raise ValueError(f"the local endpoint does not emit {stream_format!r} streams; try --template tgi")
+
+
+class LiveProgress:
+    """One status line on stderr, rewritten in place (only on a terminal)."""
+
+    def __init__(self, out: TextIO, enabled: bool) -> None:
+        self.out = out
+        self.enabled = enabled and out.isatty()
+        self.label = ""
+        self.shown = 0.0
+
+    def __call__(self, phase: str, result: StepResult, in_flight: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.shown < 0.5:
+            return
+        self.shown = now
+        errors = result.error_count
+        self.out.write(
+            f"\r  {self.label:<18} {phase:<9} streams {in_flight:>5}  done {result.requests:>6}  "
+            f"errors {errors:>4}  tokens {result.window_tokens:>8}   "
+        )
+        self.out.flush()
+
+    def waiting(self, label: str, seconds: float) -> None:
+        self.label = label
+        if self.enabled:
+            self.out.write(f"\r  {label:<18} running (about {seconds:.0f} s){' ' * 40}")
+            self.out.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.out.write("\r" + " " * 100 + "\r")
+            self.out.flush()
+
+
+def _pool(args: argparse.Namespace, target: Target, progress: LiveProgress) -> Pool:
+    if args.ray:
+        return RayPool(target, args.workers, args.ray, args.loop)
+    if args.workers > 1:
+        return LocalPool(target, args.workers, args.loop)
+    return SinglePool(target, args.loop, progress)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
+    """Every step with evstream (and boto3 beside it with --compare-boto3); returns the results."""
+    from .. import sagemaker
+
+    if not args.local and not args.endpoint:
+        raise ValueError("name an endpoint (or model id), or use --local")
+    loads: list[int | float] = args.rate or args.concurrency or ([1, 16, 64] if args.local else [1, 8, 64])
+    duration = args.duration if args.duration is not None else (4.0 if args.local else 10.0)
+    warmup = args.warmup if args.warmup is not None else (1.0 if args.local else 2.0)
+    if args.workers < 1:
+        raise ValueError("--workers must be >= 1")
+    steps = [
+        Step(
+            concurrency=0 if args.rate else int(load),
+            rate=float(load) if args.rate else 0.0,
+            duration=duration if not args.requests else 0.0,
+            requests=args.requests,
+            warmup=warmup,
+            drain_timeout=args.drain_timeout,
+            max_in_flight=args.max_in_flight,
+            seed=args.seed + n,
+        )
+        for n, load in enumerate(loads)
+    ]
+    peak = int(max(loads)) if not args.rate else args.max_in_flight
+    raise_open_file_limit(2 * peak + 512)
+    progress = LiveProgress(sys.stderr, not args.quiet)
+    results: list[StepResult] = []
+    with _endpoint(args) as endpoint:
+        name = args.endpoint or ("local-model" if args.template not in BEDROCK_FAMILIES else "local.model-v1")
+        workload = _workload(args, args.local)
+        pool_size = max(64, peak // max(1, args.workers) + 8)
+        make = sagemaker.bedrock_async_client if workload.bedrock else sagemaker.async_client
+        client = make(max_pool_connections=pool_size, max_attempts=1, **endpoint)
+        target = Target(
+            client, name, workload, {} if workload.bedrock else {"ContentType": args.content_type}
+        )
+        boto3_target = Boto3Target(name, workload, target.params, **endpoint) if args.compare_boto3 else None
+        out.write(_banner(args, endpoint, loads, duration, warmup))
+        out.flush()
+        with _pool(args, target, progress) as pool:
+            for step in steps:
+                label = f"evstream {step.concurrency or step.rate}"
+                progress.waiting(label, step.warmup + step.duration)
+                progress.label = label
+                results.append(run_split(pool, step))
+                progress.clear()
+                if boto3_target is not None:
+                    progress.waiting(f"boto3 {step.concurrency or step.rate}", step.warmup + step.duration)
+                    results.append(run_step_threads(boto3_target, step))
+                    progress.clear()
+    return results
+
+
+def _banner(
+    args: argparse.Namespace, endpoint: dict[str, Any], loads: list[Any], duration: float, warmup: float
+) -> str:
+    what = "local endpoint" if args.local else (args.endpoint or "")
+    profile = f" (emulated model: TTFT {args.ttft}, ITL {args.itl}, send-time stamps)" if args.local else ""
+    kind = "requests/s" if args.rate else "concurrency"
+    span = f"{args.requests} requests" if args.requests else f"{duration:g} s"
+    workers = f"Ray {args.ray}, {args.workers} worker(s)" if args.ray else f"{args.workers} process(es)"
+    return (
+        f"Load test of {what}{profile}\n"
+        f"{kind} {','.join(f'{v:g}' for v in loads)}; per step {warmup:g} s warm-up then {span}; "
+        f"template {args.template}; {workers}; {os.cpu_count()} CPUs, Python {platform.python_version()}\n\n"
+    )
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    started = time.time()
+    try:
+        results = run(args, sys.stdout)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, (RuntimeError, OSError)) else 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    table(results, sys.stdout)
+    meta = {
+        "endpoint": "local" if args.local else args.endpoint,
+        "template": args.template,
+        "started": started,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "workers": args.workers,
+        "ray": args.ray,
+        "argv": sys.argv[1:],
+    }
+    if args.json:
+        with _output(args.json) as handle:
+            dump_json(results, meta, handle)
+    if args.csv:
+        with _output(args.csv) as handle:
+            handle.write(csv_text(results))
+    if args.plot:
+        plot(results, args.plot, title=f"evstream loadtest: {meta['endpoint']} ({args.template})")
+        print(f"chart: {args.plot}")
+    bad = sum(r.error_count for r in results)
+    return 1 if bad and not any(r.requests for r in results) else 0
+
+
+@contextlib.contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    if path == "-":
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        yield handle
+
+
+def add_loadtest_command(subparsers: Any) -> None:
+    """Register ``loadtest`` on the ``python -m evstream`` subcommands."""
+    parser = subparsers.add_parser(
+        "loadtest", help="measure TTFT, inter-token latency and throughput of an endpoint under load"
+    )
+    add_loadtest_arguments(parser)
+    parser.set_defaults(func=run_cli)

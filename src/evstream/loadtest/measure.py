@@ -1,0 +1,289 @@
+"""What one step of a load test measured, how a stream is timed, and how the client measures itself.
+
+Timestamps are :func:`evstream.emulator.latency.clock_ns` (the system-wide monotonic clock), read as
+each payload is handed over by the client, before any parsing: TTFT is the first payload with a
+token minus the moment the request was sent; ITL the gap between consecutive payloads with tokens;
+E2E the end of the stream minus the send. When the endpoint stamps its records with their send time
+(the local endpoint's ``stamp``), ``delay`` is receive time minus send time: what the network stack and
+the client add, nothing of the model.
+
+The client watches itself: a probe thread asks the event loop (or, for a thread-per-stream client,
+the scheduler) to run a callback every few milliseconds and records how late it ran; CPU time of
+the whole process over the measured window gives the client's CPU per event and its share of a core.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..emulator.latency import clock_ns
+from .histogram import Histogram
+
+__all__ = ["LagProbe", "StepResult", "StreamTimer", "Window", "WorkerLoad", "clock_ns"]
+
+# A client above these is flagged as possibly distorting what it measures.
+BUSY_CPU_SHARE = 0.75
+BUSY_LAG_P99_NS = 1_000_000
+
+HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "lag", "stream_tps")
+
+
+@dataclasses.dataclass
+class WorkerLoad:
+    """One client process's own load over the measured window."""
+
+    name: str
+    window_ns: int = 0
+    cpu_s: float = 0.0
+    events: int = 0
+    lag_p99_ns: float = 0.0
+    lag_max_ns: float = 0.0
+    streams: int = 0
+
+    @property
+    def cpu_share(self) -> float:
+        return self.cpu_s / (self.window_ns / 1e9) if self.window_ns else 0.0
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_s * 1e6 / self.events if self.events else 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.cpu_share >= BUSY_CPU_SHARE or self.lag_p99_ns >= BUSY_LAG_P99_NS
+
+
+@dataclasses.dataclass
+class StepResult:
+    """One step (a concurrency or a request rate) of one client; mergeable across workers."""
+
+    client: str
+    concurrency: int = 0
+    rate: float = 0.0
+    requests: int = 0  # measured requests that completed
+    errors: dict[str, int] = dataclasses.field(default_factory=dict)
+    output_tokens: int = 0  # of the measured requests
+    window_ns: int = 0  # the measured window
+    window_tokens: int = 0  # tokens received in the window, by any request
+    window_events: int = 0
+    window_completions: int = 0  # requests that ended in the window
+    ttft: Histogram = dataclasses.field(default_factory=Histogram)
+    itl: Histogram = dataclasses.field(default_factory=Histogram)
+    e2e: Histogram = dataclasses.field(default_factory=Histogram)
+    delay: Histogram = dataclasses.field(default_factory=Histogram)
+    lag: Histogram = dataclasses.field(default_factory=Histogram)
+    stream_tps: Histogram = dataclasses.field(default_factory=Histogram)  # milli-tokens/s per stream
+    workers: list[WorkerLoad] = dataclasses.field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.rate:g}/s" if self.rate else str(self.concurrency)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.window_tokens / (self.window_ns / 1e9) if self.window_ns else 0.0
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.window_completions / (self.window_ns / 1e9) if self.window_ns else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def busy_workers(self) -> list[WorkerLoad]:
+        return [w for w in self.workers if w.busy]
+
+    def merge(self, other: StepResult) -> StepResult:
+        """Add another worker's part of the same step (in place)."""
+        self.concurrency += other.concurrency
+        self.rate += other.rate
+        self.requests += other.requests
+        for name, n in other.errors.items():
+            self.errors[name] = self.errors.get(name, 0) + n
+        self.output_tokens += other.output_tokens
+        # Workers run their windows at the same time and for the same duration: counts add up and
+        # the rates are over the (common) window.
+        self.window_tokens += other.window_tokens
+        self.window_events += other.window_events
+        self.window_completions += other.window_completions
+        self.window_ns = max(self.window_ns, other.window_ns)
+        for name in HISTOGRAMS:
+            getattr(self, name).merge(getattr(other, name))
+        self.workers.extend(other.workers)
+        return self
+
+    @classmethod
+    def merged(cls, parts: Iterable[StepResult]) -> StepResult:
+        parts = list(parts)
+        if not parts:
+            raise ValueError("no results to merge")
+        first = parts[0]
+        total = cls(first.client)
+        for part in parts:
+            total.merge(part)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for name in HISTOGRAMS:
+            data[name] = getattr(self, name).to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepResult:
+        data = dict(data)
+        for name in HISTOGRAMS:
+            data[name] = Histogram.from_dict(data[name])
+        data["workers"] = [WorkerLoad(**w) for w in data["workers"]]
+        return cls(**data)
+
+
+class Window:
+    """The measured part of a step: requests that start inside it are measured, tokens received inside
+    it count toward throughput."""
+
+    __slots__ = ("cpu_end", "cpu_start", "end", "measured_started", "measured_target", "start")
+
+    def __init__(self, start: int, end: int, measured_target: int = 0) -> None:
+        self.start = start
+        self.end = end
+        self.measured_target = measured_target  # > 0: a count of requests instead of a duration
+        self.measured_started = 0
+        self.cpu_start = self.cpu_end = 0.0
+
+    def admits(self, now: int) -> bool:
+        """Whether a request starting now is measured."""
+        if now < self.start:
+            return False
+        if self.measured_target:
+            if self.measured_started >= self.measured_target:
+                return False
+            self.measured_started += 1
+            return True
+        return now < self.end
+
+    @property
+    def closed(self) -> bool:
+        if self.measured_target:
+            return self.measured_started >= self.measured_target
+        return clock_ns() >= self.end
+
+
+class StreamTimer:
+    """Times one stream and adds what it saw to the step: call :meth:`payload` as each payload arrives,
+    then :meth:`finish` or :meth:`fail`."""
+
+    __slots__ = ("counter", "first", "last", "measured", "result", "sent", "tokens", "window")
+
+    def __init__(self, result: StepResult, window: Window, counter: Any, measured: bool) -> None:
+        self.result = result
+        self.window = window
+        self.counter = counter
+        self.measured = measured
+        self.sent = clock_ns()
+        self.first = 0
+        self.last = 0
+        self.tokens = 0
+
+    def payload(self, now: int, payload: bytes) -> None:
+        tokens, stamp = self.counter.feed(payload)
+        result = self.result
+        if self.measured:
+            if stamp:
+                result.delay.record(now - stamp)
+            if tokens:
+                if self.first:
+                    result.itl.record(now - self.last)
+                else:
+                    self.first = now
+                    result.ttft.record(now - self.sent)
+        if tokens:
+            self.last = now
+            self.tokens += tokens
+        window = self.window
+        if window.start <= now < window.end:
+            result.window_tokens += tokens
+            result.window_events += 1
+
+    def finish(self) -> None:
+        now = clock_ns()
+        self.tokens += self.counter.close()
+        result = self.result
+        window = self.window
+        if window.start <= now < window.end:
+            result.window_completions += 1
+        if not self.measured:
+            return
+        result.requests += 1
+        result.output_tokens += self.tokens
+        result.e2e.record(now - self.sent)
+        if self.tokens > 1 and self.last > self.first:
+            result.stream_tps.record(round((self.tokens - 1) * 1e12 / (self.last - self.first)))
+
+    def fail(self, exc: BaseException) -> None:
+        if self.measured:
+            name = type(exc).__name__
+            self.result.errors[name] = self.result.errors.get(name, 0) + 1
+
+
+class LagProbe:
+    """A thread that, every ``interval`` seconds, asks ``schedule(callback)`` to run a callback and
+    records into ``histogram`` how long that took: for an event loop, ``loop.call_soon_threadsafe``
+    (a network event arriving now would wait as long); for threads, a plain call (how long a thread
+    waits for the interpreter and a CPU)."""
+
+    def __init__(
+        self,
+        histogram: Histogram,
+        schedule: Callable[[Callable[[], None]], Any] | None = None,
+        interval: float = 0.005,
+    ) -> None:
+        self.histogram = histogram
+        self.schedule = schedule
+        self.interval = interval
+        self.recording = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="evstream-lag-probe", daemon=True)
+        self._pending: collections.deque[int] = collections.deque()
+
+    def _land(self) -> None:
+        sent = self._pending.popleft()
+        if self.recording:
+            self.histogram.record(clock_ns() - sent)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.schedule is None:
+                before = clock_ns()
+                time.sleep(0)  # give up the interpreter once: how long until it comes back
+                if self.recording:
+                    self.histogram.record(clock_ns() - before)
+                continue
+            if self._pending:  # the last one has not run yet: the loop is blocked; do not pile up
+                continue
+            self._pending.append(clock_ns())
+            try:
+                self.schedule(self._land)
+            except RuntimeError:  # the loop closed
+                return
+
+    def __enter__(self) -> LagProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,266 @@
+"""What the load test sends: prompts, request bodies per container format and Bedrock family, and how
+the output tokens of each stream are counted.
+
+Prompts come from a JSONL file (one object per line with ``prompt``, ``text`` or ``inputs``, and
+optionally ``max_tokens``) or are generated with input and output token counts drawn from
+distributions (see :class:`evstream.emulator.latency.Distribution`; here without units).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..emulator.latency import STAMP_FIELD, Distribution
+from ..formats import FORMATS, RecordParser
+
+__all__ = [
+    "BEDROCK_FAMILIES",
+    "SAGEMAKER_FORMATS",
+    "STREAM_FORMATS",
+    "TEMPLATES",
+    "Prompt",
+    "TokenCounter",
+    "Workload",
+    "load_prompts",
+]
+
+
+# -- request bodies ---------------------------------------------------------------------------------
+
+
+def _tgi(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens, "details": False}, "stream": True}
+
+
+def _lmi(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens}, "stream": True}
+
+
+def _openai_chat(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "stream": True,
+    }
+
+
+def _openai_completions(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"prompt": prompt, "max_tokens": max_tokens, "stream": True}
+
+
+def _llamacpp(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"prompt": prompt, "n_predict": max_tokens, "stream": True}
+
+
+def _anthropic(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+
+
+def _nova(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {
+        "schemaVersion": "messages-v1",
+        "messages": [{"role": "user", "content": [{"text": prompt}]}],
+        "inferenceConfig": {"maxTokens": max_tokens},
+    }
+
+
+def _titan(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens}}
+
+
+def _meta_llama(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"prompt": prompt, "max_gen_len": max_tokens}
+
+
+def _cohere(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"message": prompt, "max_tokens": max_tokens}
+
+
+def _mistral(prompt: str, max_tokens: int) -> dict[str, Any]:
+    return {"prompt": f"<s>[INST] {prompt} [/INST]", "max_tokens": max_tokens}
+
+
+# The SageMaker container formats (what the body asks for, what the stream carries) ...
+SAGEMAKER_FORMATS: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "tgi": _tgi,
+    "lmi": _lmi,
+    "vllm-openai": _openai_chat,
+    "openai-completions": _openai_completions,
+    "llamacpp": _llamacpp,
+}
+# ... and the Bedrock model families (InvokeModelWithResponseStream bodies).
+BEDROCK_FAMILIES: dict[str, Callable[[str, int], dict[str, Any]]] = {
+    "anthropic": _anthropic,
+    "nova": _nova,
+    "titan": _titan,
+    "llama": _meta_llama,
+    "cohere": _cohere,
+    "mistral": _mistral,
+}
+TEMPLATES = {**SAGEMAKER_FORMATS, **BEDROCK_FAMILIES}
+
+
+# The stream format (see :mod:`evstream.formats`) each template's answer comes in.
+STREAM_FORMATS = {
+    "tgi": "tgi",
+    "lmi": "lmi",
+    "vllm-openai": "openai",
+    "openai-completions": "openai",
+    "llamacpp": "llamacpp",
+    **{family: family for family in BEDROCK_FAMILIES},
+}
+
+
+class TokenCounter:
+    """Counts the output tokens in each payload of one stream and picks up the endpoint's send-time
+    stamps (``sent_ns``, see :mod:`evstream.emulator.latency`).
+
+    ``mode="parse"`` reads every record with :class:`evstream.formats.RecordParser` (records cut
+    anywhere, in-band errors raise) and counts those that carry text; ``mode="events"`` counts one
+    token per payload and reads only the stamp, for endpoints known to send one token per event (no
+    JSON parsing on the client's hot path).
+    """
+
+    __slots__ = ("_parser", "_text", "events_only")
+
+    def __init__(self, stream_format: str, mode: str = "parse") -> None:
+        if mode not in ("parse", "events"):
+            raise ValueError(f"token counting must be 'parse' or 'events', not {mode!r}")
+        self.events_only = mode == "events"
+        self._parser = None if self.events_only else RecordParser(stream_format)
+        self._text = FORMATS[self._parser.format or "text"].text if self._parser is not None else None
+
+    def feed(self, payload: bytes) -> tuple[int, int]:
+        """(tokens, send stamp or 0) of this payload."""
+        parser = self._parser
+        if parser is None:
+            return 1, _find_stamp(payload)
+        return self._count(parser.feed(payload))
+
+    def _count(self, records: list[Any]) -> tuple[int, int]:
+        tokens = stamp = 0
+        text = self._text
+        for record in records:
+            if type(record) is dict:
+                if text is not None and text(record):
+                    tokens += 1
+                stamp = record.get(STAMP_FIELD) or stamp
+        return tokens, stamp
+
+    def close(self) -> int:
+        """The end of the stream: the tokens of a last record without a separator (a record cut short
+        raises, as the client's views do)."""
+        if self._parser is None:
+            return 0
+        return self._count(self._parser.close())[0]
+
+
+_STAMP_KEY = b'"' + STAMP_FIELD.encode() + b'":'
+
+
+def _find_stamp(payload: bytes) -> int:
+    at = payload.rfind(_STAMP_KEY)
+    if at < 0:
+        return 0
+    start = at + len(_STAMP_KEY)
+    end = payload.find(b"}", start)  # the stamp is the record's last member
+    try:
+        return int(payload[start:end])
+    except ValueError:
+        return 0
+
+
+# -- prompts ----------------------------------------------------------------------------------------
+
+# Common short English words: about one token each in the tokenizers of the models above.
+_WORDS = tuple(
+    " ".join(
+        (
+            "the of and to in a is that for it as was with be by on not he this are or his from at which",
+            "but have an they you were her she there been one all we their has would when if so no what up",
+            "more out time can said about other into some could them see only its then now two first may",
+        )
+    ).split()
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    text: str
+    max_tokens: int
+
+
+def generated_prompt(input_tokens: int, rng: random.Random) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(max(1, input_tokens)))
+
+
+def load_prompts(path: str, default_max_tokens: int) -> list[Prompt]:
+    """Prompts from a JSONL file; a clear ValueError names the first bad line."""
+    prompts = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON: {exc}") from None
+            text = item.get(next((k for k in ("prompt", "text", "inputs") if k in item), "prompt"))
+            max_tokens = item.get("max_tokens", default_max_tokens)
+            if not isinstance(text, str) or not isinstance(max_tokens, int) or max_tokens < 1:
+                raise ValueError(
+                    f'{path}:{number}: want {{"prompt": "...", "max_tokens": N >= 1 (optional)}}'
+                )
+            prompts.append(Prompt(text, max_tokens))
+    if not prompts:
+        raise ValueError(f"{path}: no prompts")
+    return prompts
+
+
+@dataclasses.dataclass
+class Workload:
+    """The request bodies of a run: a template, and prompts from a list or generated per request.
+
+    ``emulator`` (a dict) is added to every body as ``"emulator"``: the local endpoint's per-request
+    options (its output length, latency profile, send-time stamps).
+    """
+
+    template: str = "tgi"
+    prompts: list[Prompt] | None = None
+    input_tokens: Distribution = dataclasses.field(default_factory=lambda: Distribution("constant", 32))
+    output_tokens: Distribution = dataclasses.field(default_factory=lambda: Distribution("constant", 64))
+    emulator: Mapping[str, Any] | None = None
+    count: str = "parse"
+    stream_format: str = ""  # what the answers are in (see evstream.formats); default: the template's
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ValueError(f"template must be one of {', '.join(TEMPLATES)}, not {self.template!r}")
+
+    @property
+    def bedrock(self) -> bool:
+        return self.template in BEDROCK_FAMILIES
+
+    def body(self, rng: random.Random) -> bytes:
+        """The next request body."""
+        if self.prompts:
+            prompt = self.prompts[rng.randrange(len(self.prompts))]
+            text, max_tokens = prompt.text, prompt.max_tokens
+        else:
+            text = generated_prompt(round(self.input_tokens.sample(rng)), rng)
+            max_tokens = max(1, round(self.output_tokens.sample(rng)))
+        body = TEMPLATES[self.template](text, max_tokens)
+        if self.emulator is not None:
+            body["emulator"] = {**self.emulator, "tokens": max_tokens}
+        return json.dumps(body).encode()
+
+    def counter(self) -> TokenCounter:
+        return TokenCounter(self.stream_format or STREAM_FORMATS[self.template], self.count)

@@ -1,0 +1,451 @@
+"""Bidirectional streaming over HTTP/2: SageMaker ``InvokeEndpointWithBidirectionalStream`` and Bedrock
+``InvokeModelWithBidirectionalStream``, sync (this module) and asyncio (:mod:`._http2_async`).
+
+::
+
+    runtime = evstream.sagemaker.http2_client(region_name="us-west-2")
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="my-endpoint") as stream:
+        stream.send(b"hello", data_type="UTF8", completion_state="COMPLETE")   # from any thread
+        stream.close_input()
+        for event in stream:                    # while other threads keep sending
+            print(event["PayloadPart"]["Bytes"])
+        print(stream.response["InvokedProductionVariant"])
+
+botocore is the control plane (credentials, region, endpoint rules, ``Config``, modelled exceptions), awscrt
+the HTTP/2 transport (:mod:`._http2_transport`), and every input event is signed
+(:mod:`.event_signing`), chained to the request's SigV4 signature.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from awscrt import auth as crt_auth
+from awscrt import http as crt_http
+
+from ._http2_ops import (
+    BEDROCK,
+    SAGEMAKER,
+    BidiOperation,
+    InputValidationError,
+    InternalServerError,
+    ServiceUnavailableError,
+    StreamReset,
+    Target,
+    control_plane,
+    stream_reset,
+)
+from ._http2_transport import ConnectionPool, DuplexCore, Endpoint
+from .errors import (
+    ConnectionFailed,
+    ConnectTimeout,
+    EventTimeout,
+    FirstByteTimeout,
+    IncompleteStream,
+    InternalStreamFailure,
+    ModelError,
+    ModelStreamError,
+    SageMakerRuntimeError,
+    StreamTimeout,
+)
+from .event_signing import EVENT_STREAM_PAYLOAD, EventSigner
+
+__all__ = [
+    "BedrockHttp2Client",
+    "BidirectionalStream",
+    "Http2Client",
+    "InputValidationError",
+    "InternalServerError",
+    "SendTimeout",
+    "ServiceUnavailableError",
+    "StreamReset",
+    "bedrock_http2_client",
+    "http2_client",
+]
+
+
+class SendTimeout(StreamTimeout):
+    """The server took no more input for ``timeout`` seconds (its flow-control window stayed shut)."""
+
+
+class Exceptions:
+    """``client.exceptions``: SageMaker Runtime HTTP2's modelled errors and the transport's."""
+
+    InputValidationError = InputValidationError
+    InternalServerError = InternalServerError
+    ModelError = ModelError
+    ModelStreamError = ModelStreamError
+    ServiceUnavailableError = ServiceUnavailableError
+    InternalStreamFailure = InternalStreamFailure
+    StreamReset = StreamReset
+    ConnectionFailed = ConnectionFailed
+    ConnectTimeout = ConnectTimeout
+    FirstByteTimeout = FirstByteTimeout
+    EventTimeout = EventTimeout
+    SendTimeout = SendTimeout
+    IncompleteStream = IncompleteStream
+
+
+class Http2Base:
+    """What the sync and asyncio clients share: the control plane, the connections, signing."""
+
+    def __init__(self, operation: BidiOperation, target: Target, *, window: int, max_inflight: int) -> None:
+        self._operation = operation
+        self._target = target
+        self.region = target.region
+        self.endpoint_url = target.endpoint_url
+        self.max_inflight = max_inflight
+        endpoint = Endpoint(
+            target.scheme, target.host, target.port, verify=target.verify,
+            connect_timeout=target.connect_timeout, window=window,
+        )  # fmt: skip
+        self._pool = ConnectionPool(endpoint)
+
+    @property
+    def meta(self) -> Any:
+        return self._target.client.meta
+
+    @property
+    def connections(self) -> int:
+        """Open HTTP/2 connections (streams share them)."""
+        return self._pool.connections
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} endpoint_url={self.endpoint_url!r} region={self.region!r}>"
+
+    def _request(self, params: dict[str, Any]) -> tuple[crt_http.HttpRequest, EventSigner | None]:
+        """The signed HTTP request and the signer of its events (None when requests go unsigned)."""
+        target = self._target
+        path, headers = self._operation.build(params)
+        headers["User-Agent"] = target.user_agent
+        request = crt_http.HttpRequest(
+            "POST",
+            target.base_path + path,
+            crt_http.HttpHeaders([("host", target.host_header), *headers.items()]),
+        )
+        credentials = target.credentials()
+        if credentials is None:
+            return request, None
+        provider = crt_auth.AwsCredentialsProvider.new_static(
+            credentials.access_key, credentials.secret_key, credentials.token
+        )
+        config = crt_auth.AwsSigningConfig(
+            credentials_provider=provider,
+            region=target.region,
+            service=target.signing_name,
+            signed_body_value=EVENT_STREAM_PAYLOAD,
+            signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+        )
+        crt_auth.aws_sign_request(request, config).result()
+        seed = str(request.headers.get("Authorization")).rsplit("Signature=", 1)[1].strip()
+        return request, EventSigner(credentials.secret_key, target.region, target.signing_name, seed)
+
+    def _transport_error(self, exc: BaseException, request_id: str | None = None) -> Exception:
+        """The typed error for an awscrt failure (connecting, or the stream breaking)."""
+        url = self.endpoint_url
+        if isinstance(exc, SageMakerRuntimeError):
+            return exc
+        if isinstance(exc, concurrent.futures.TimeoutError):
+            timeout = self._target.connect_timeout
+            error: Exception = ConnectTimeout(
+                f"No connection to {url} within {timeout:g} s", timeout, endpoint_url=url
+            )
+            return error
+        name = getattr(exc, "name", type(exc).__name__)
+        if name == "AWS_ERROR_HTTP_RST_STREAM_RECEIVED":
+            return stream_reset(name, request_id, self._operation)
+        if "TIMEOUT" in name and "SOCKET" in name:
+            timeout = self._target.connect_timeout
+            error = ConnectTimeout(f"Connecting to {url} timed out ({name})", timeout, endpoint_url=url)
+            return error
+        from .. import EventStreamError
+
+        if isinstance(exc, EventStreamError):
+            return IncompleteStream(f"The response stream broke: {exc}", request_id=request_id)
+        return ConnectionFailed(f"HTTP/2 connection to {url} failed: {name}: {exc}", endpoint_url=url)
+
+    def _response(self, core: DuplexCore) -> dict[str, Any]:
+        headers = core.headers
+        response: dict[str, Any] = {
+            "ResponseMetadata": {
+                "RequestId": headers.get("x-amzn-requestid"),
+                "HTTPStatusCode": core.status,
+                "HTTPHeaders": {k: v for k, v in headers.items() if not k.startswith(":")},
+                "RetryAttempts": 0,
+            }
+        }
+        for member, header in self._operation.members:
+            if header in headers:
+                response[member] = headers[header]
+        return response
+
+    def _failure(self, core: DuplexCore) -> Exception | None:
+        """What ended the stream badly, if anything: an HTTP error answer, a reset, a broken body."""
+        if core.status and core.status != 200 and core.complete:
+            return self._operation.http_error(core.status, core.headers, core.error_body(), self._target)
+        if core.error is not None:
+            return self._transport_error(core.error, core.headers.get("x-amzn-requestid"))
+        return None
+
+
+class BidirectionalStream:
+    """One bidirectional stream: ``send`` from any thread, iterate the response events, ``close_input``.
+
+    Iterating yields boto3-shaped events (``{"PayloadPart": {"Bytes": ..., "DataType": ...}}``) and raises
+    the modelled error an exception event stands for; the end of the stream ends the iteration only when
+    the server ended it cleanly.
+    """
+
+    def __init__(self, client: Http2Base, signer: EventSigner | None) -> None:
+        self._client = client
+        self._signer = signer
+        self._wakeup = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._core: DuplexCore | None = None
+        self._connection: crt_http.Http2ClientConnection | None = None
+        self._closed = False
+        self._delivered = 0
+        self._first = True
+
+    def _start(self, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest) -> None:
+        self._connection = connection
+        self._core = DuplexCore(connection, request, self._wake, max_inflight=self._client.max_inflight)
+
+    def _wake(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify_all()
+
+    @property
+    def _stream(self) -> DuplexCore:
+        if self._core is None:
+            raise RuntimeError("the stream was not started")
+        return self._core
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        data: bytes | str,
+        *,
+        data_type: str | None = None,
+        completion_state: str | None = None,
+        p: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Sign and send one input event; waits while the server is not taking input (``SendTimeout``
+        after ``timeout`` seconds, by default the client's read timeout)."""
+        operation = self._client._operation
+        if operation is SAGEMAKER:
+            message = operation.input_event(data, data_type, completion_state, p)
+        else:
+            if data_type is not None or completion_state is not None or p is not None:
+                raise TypeError("Bedrock chunk events carry bytes only")
+            message = operation.input_event(data)
+        self._write(message, end=False, timeout=timeout)
+
+    def close_input(self, *, timeout: float | None = None) -> None:
+        """Send the signed end of the input (the server may go on answering); idempotent."""
+        with self._send_lock:
+            if self._stream.ended_input:
+                return
+        self._write(b"", end=True, timeout=timeout)
+
+    def _write(self, message: bytes, *, end: bool, timeout: float | None) -> None:
+        core = self._stream
+        limit = self._client._target.read_timeout if timeout is None else timeout
+        with self._send_lock:
+            if self._closed:
+                raise ValueError("send on a closed stream")
+            if core.ended_input:
+                raise ValueError("the input was already closed")
+            self._raise_if_failed()
+            deadline = time.monotonic() + limit
+            while (pending := core.backlog()) is not None:
+                try:
+                    pending.result(max(0.0, deadline - time.monotonic()))
+                except concurrent.futures.TimeoutError:
+                    raise SendTimeout(
+                        f"The server took no input for {limit:g} s",
+                        limit,
+                        endpoint_url=self._client.endpoint_url,
+                    ) from None
+                except Exception as exc:
+                    raise self._client._transport_error(exc) from exc
+                self._raise_if_failed()
+            if self._signer is None:
+                frame = message
+            else:
+                frame = self._signer.end() if end else self._signer.sign(message)
+            core.write(frame, end=end)
+
+    def _raise_if_failed(self) -> None:
+        core = self._stream
+        if core.status not in (0, 200) or core.error is not None:
+            failure = self._client._failure(core)
+            if failure is not None:
+                raise failure
+
+    # -- receiving ------------------------------------------------------------------------------------
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The response's members (``InvokedProductionVariant``) and ``ResponseMetadata``; waits for the
+        response headers (``first_byte_timeout``), and raises the error an error answer stands for."""
+        core = self._stream
+        timeout = self._client._target.read_timeout
+        deadline = time.monotonic() + timeout
+        with self._wakeup:
+            while core.status == 0 and not core.complete:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FirstByteTimeout(f"No response within {timeout:g} s", timeout)
+                self._wakeup.wait(remaining)
+        if core.status != 200:
+            self._wait_complete(deadline)
+            failure = self._client._failure(core)
+            raise failure if failure is not None else ConnectionFailed("The stream ended without a response")
+        return self._client._response(core)
+
+    def _wait_complete(self, deadline: float) -> None:
+        core = self._stream
+        with self._wakeup:
+            while not core.complete and time.monotonic() < deadline:
+                self._wakeup.wait(deadline - time.monotonic())
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        core = self._stream
+        operation = self._client._operation
+        target = self._client._target
+        while True:
+            timeout = target.read_timeout
+            deadline = time.monotonic() + timeout
+            with self._wakeup:
+                while (message := core.take()) is None and not core.finished:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        cls = FirstByteTimeout if self._first else EventTimeout
+                        what = "first event" if self._first else "event"
+                        raise cls(
+                            f"No {what} within {timeout:g} s", timeout, endpoint_url=self._client.endpoint_url
+                        )
+                    self._wakeup.wait(remaining)
+            if message is None:
+                failure = self._client._failure(core)
+                if failure is not None:
+                    raise failure
+                raise StopIteration
+            self._first = False
+            event = operation.output_event(message, target, core.headers.get("x-amzn-requestid"))
+            if event is not None:
+                self._delivered += 1
+                return event
+
+    # -- lifetime --------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the stream: a stream still running has its input ended and its output dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        core = self._core
+        if core is None or self._connection is None:
+            return
+        abandoned = core.abandon()
+        self._client._pool.release(self._connection, abandoned=abandoned)
+
+    def __enter__(self) -> BidirectionalStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):
+            self.close()
+
+
+class _SyncClient(Http2Base):
+    exceptions = Exceptions
+
+    def _open(self, params: dict[str, Any]) -> BidirectionalStream:
+        request, signer = self._request(params)
+        stream = BidirectionalStream(self, signer)
+        try:
+            connection = self._pool.acquire().result(self._target.connect_timeout + 1)
+        except Exception as exc:
+            raise self._transport_error(exc) from exc
+        try:
+            stream._start(connection, request)
+        except Exception as exc:
+            self._pool.release(connection)
+            raise self._transport_error(exc) from exc
+        return stream
+
+    def close(self) -> None:
+        """Close the connections (streams still open on them fail)."""
+        self._pool.close()
+
+    def __enter__(self) -> _SyncClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Http2Client(_SyncClient):
+    """SageMaker Runtime HTTP2, sync. Thread-safe; streams share HTTP/2 connections."""
+
+    def invoke_endpoint_with_bidirectional_stream(self, **params: Any) -> BidirectionalStream:
+        """Open a stream to ``EndpointName`` (with ``TargetVariant``, ``ModelInvocationPath``,
+        ``ModelQueryString``); returns at once, before the response headers (see ``stream.response``)."""
+        return self._open(params)
+
+
+class BedrockHttp2Client(_SyncClient):
+    """Bedrock Runtime's bidirectional operation, sync."""
+
+    @property
+    def exceptions(self) -> Any:  # type: ignore[override]
+        return self._target.client.exceptions
+
+    def invoke_model_with_bidirectional_stream(self, **params: Any) -> BidirectionalStream:
+        """Open a stream to ``modelId``; ``stream.send(bytes)`` sends a ``chunk`` event."""
+        return self._open(params)
+
+
+DEFAULT_WINDOW = 1 << 20  # bytes the server may send beyond what the reader has taken
+DEFAULT_INFLIGHT = 256 * 1024  # bytes a writer may be ahead of the wire
+
+
+def http2_client(
+    *,
+    session: Any = None,
+    config: Any = None,
+    window: int = DEFAULT_WINDOW,
+    max_inflight: int = DEFAULT_INFLIGHT,
+    **kwargs: Any,
+) -> Http2Client:
+    """A SageMaker Runtime HTTP2 client from boto3.client's arguments (``region_name``, ``endpoint_url``,
+    credentials, ``verify``, a botocore ``Config``, a boto3 or botocore ``session``)."""
+    target = control_plane(SAGEMAKER.service_name, session=session, config=config, **kwargs)
+    return Http2Client(SAGEMAKER, target, window=window, max_inflight=max_inflight)
+
+
+def bedrock_http2_client(
+    *,
+    session: Any = None,
+    config: Any = None,
+    window: int = DEFAULT_WINDOW,
+    max_inflight: int = DEFAULT_INFLIGHT,
+    **kwargs: Any,
+) -> BedrockHttp2Client:
+    """A Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``; boto3.client's arguments."""
+    target = control_plane(BEDROCK.service_name, session=session, config=config, **kwargs)
+    return BedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)
