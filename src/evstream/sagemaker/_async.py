@@ -1,17 +1,17 @@
-"""The asyncio client: aiohttp, the same API as the sync client with ``await`` / ``async for``."""
+"""The asyncio client: the same API as the sync client with ``await`` / ``async for``, on connections of
+its own (:mod:`._aio_connection`), pooled per event loop. Works on any loop; uvloop is faster."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import ssl as ssl_module
-from collections.abc import AsyncGenerator, AsyncIterator
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
-from .. import Decoder, TruncatedStream
 from .. import lines as _lines
+from ._aio_connection import Connection
 from ._base import (
     EVENTSTREAM,
     SAGEMAKER,
@@ -20,73 +20,77 @@ from ._base import (
     StreamState,
     event_timeout,
     first_byte_timeout,
-    incomplete_frame,
-    non_payload,
     response_dict,
-    unexpected_response,
 )
-from .config import Config, Request
+from .config import Request
 from .errors import (
     ConnectionFailed,
     ConnectTimeout,
-    IncompleteStream,
+    ParamValidationError,
+    ProxyConnectionFailed,
     SageMakerRuntimeError,
 )
+from .operations import BEDROCK
+from .reader import BodyReader, may_retry
 
 __all__ = ["AsyncBedrockClient", "AsyncClient", "AsyncEventStream"]
 
-_CONNECT_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = tuple(
-    cls for cls in (getattr(aiohttp, "ConnectionTimeoutError", None),) if cls is not None
-)
+
+class _Pool:
+    """The connections of one client in one event loop of one process: at most ``limit`` open, idle ones
+    reused (last in, first out)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.loop = loop
+        self.pid = os.getpid()
+        self.limit = limit
+        self.idle: list[Connection] = []
+        self.slots = asyncio.Semaphore(limit)
+
+    def idle_connection(self) -> Connection | None:
+        while self.idle:
+            connection = self.idle.pop()
+            if not connection.lost:
+                return connection
+        return None
+
+    def put(self, connection: Connection) -> None:
+        if connection.reusable() and len(self.idle) < self.limit and self.pid == os.getpid():
+            connection.park()
+            self.idle.append(connection)
+        else:
+            connection.close()
+
+    def close(self) -> None:
+        idle, self.idle = self.idle, []
+        for connection in idle:
+            connection.close()
 
 
 class AsyncClient(BaseClient):
     """``await invoke_endpoint_with_response_stream(...)``; ``async for`` over ``response["Body"]``.
 
-    The aiohttp session is made on first use, in the running loop. ``max_pool_connections`` caps the
-    connections open at once (as in aiobotocore): a stream waits for a free one. After ``fork`` the
-    child makes its own session.
+    ``max_pool_connections`` caps the connections open at once (as in aiobotocore): a stream waits for a
+    free one. Connections belong to the event loop that opened them: used from another loop (or after
+    ``fork``) the client starts a new pool and lets the old one go without touching it.
     """
 
-    def __init__(self, config: Config, session: Any = None) -> None:
-        super().__init__(config, session)
-        self._http: aiohttp.ClientSession | None = None
-        self._pid = os.getpid()
-        self._loop: asyncio.AbstractEventLoop | None = None
+    def __init__(self, botocore_client: Any = None, **kwargs: Any) -> None:
+        super().__init__(botocore_client, **kwargs)
+        self._pool_state: _Pool | None = None
+        self._endpoint_tls: ssl.SSLContext | bool | None = False  # False: not made yet
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.config,)
-
-    def _session(self) -> aiohttp.ClientSession:
+    def _pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
-        if self._http is not None and (self._pid != os.getpid() or self._loop is not loop):
-            # Forked, or used from another event loop (asyncio.run per task): the old session's
-            # connections belong to another process or loop. Let go of them without closing, which
-            # would need that loop.
-            self._http.detach()
-            self._http = None
-        self._pid = os.getpid()
-        self._loop = loop
-        if self._http is None or self._http.closed:
-            ssl: Any = True
-            if self._scheme == "https":
-                # TLS is verified unless verify=False, against the bundle boto3 would use.
-                ssl = ssl_module.create_default_context(cafile=self._ca_bundle) if self._ca_bundle else False
-            connector = aiohttp.TCPConnector(
-                limit=self.config.max_pool_connections, limit_per_host=0, ssl=ssl
-            )
-            self._http = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-            )
-        return self._http
+        pool = self._pool_state
+        if pool is None or pool.loop is not loop or pool.pid != os.getpid():
+            pool = self._pool_state = _Pool(loop, self.config.max_pool_connections)
+        return pool
 
     async def close(self) -> None:
-        if self._http is not None and not self._http.closed:
-            if self._pid == os.getpid() and self._loop is asyncio.get_running_loop():
-                await self._http.close()
-            else:
-                self._http.detach()
-        self._http = None
+        pool, self._pool_state = self._pool_state, None
+        if pool is not None and pool.pid == os.getpid() and pool.loop is asyncio.get_running_loop():
+            pool.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -104,50 +108,113 @@ class AsyncClient(BaseClient):
         await stream._start()
         return response_dict(operation, stream, stream._status, stream._headers, stream._attempts)
 
-    async def _send(self, request: Request) -> aiohttp.ClientResponse:
-        signer = self._signer
-        if signer is not None and signer.refresh_needed():
-            # Refreshing credentials can mean an STS or IMDS round trip: not on the event loop.
-            await asyncio.to_thread(signer.refresh)
-        headers = self._sign(request)
+    # -- transport ----------------------------------------------------------------------------------
+
+    async def _headers(self, request: Request, attempt: int, call: dict[str, Any] | None) -> dict[str, str]:
+        control = self._control
+        if control.credentials_refresh_needed() or control.retry_mode == "adaptive":
+            # Refreshing credentials can mean an STS or IMDS round trip, and the adaptive rate limiter
+            # may wait for a token: not on the event loop.
+            return await asyncio.to_thread(self._sign, request, attempt, call)
+        return self._sign(request, attempt, call)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """TLS to the endpoint as botocore verifies it (CA bundle, client certificate); None for http://."""
+        if self._endpoint_tls is False:
+            self._endpoint_tls = self._control.ssl_context()
+        return self._endpoint_tls  # type: ignore[return-value]
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, url: str) -> tuple[Connection, Any]:
+        """A new connection to the endpoint (through the proxy botocore would use), and that proxy."""
         config = self.config
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.connect_timeout, sock_read=config.first_byte_timeout
-        )
+        proxy = self._control.proxy_for(url)
         try:
-            return await self._session().request(
-                request.method,
-                self.endpoint_url + request.path[len(self._base_path) :],
-                data=request.body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        except _CONNECT_TIMEOUT_ERRORS as exc:
+            connection = await asyncio.wait_for(self._open(loop, proxy), config.connect_timeout)
+        except asyncio.TimeoutError:
             raise ConnectTimeout(
-                f"No connection within connect_timeout={config.connect_timeout:g} s: {exc}",
-                config.connect_timeout,
+                f"No connection within connect_timeout={config.connect_timeout:g} s", config.connect_timeout
             ) from None
-        except asyncio.TimeoutError as exc:
-            if str(exc).startswith("Connection timeout"):  # aiohttp before 3.10 has no subclass for it
-                raise ConnectTimeout(
-                    f"No connection within connect_timeout={config.connect_timeout:g} s",
-                    config.connect_timeout,
+        except SageMakerRuntimeError:
+            raise
+        except (OSError, ssl.CertificateError) as exc:
+            if proxy is not None:
+                raise ProxyConnectionFailed(
+                    f"Could not connect through the proxy {proxy.url}: {exc}"
                 ) from None
-            raise first_byte_timeout(config.first_byte_timeout, None) from None
-        except (aiohttp.ClientError, OSError) as exc:
             raise ConnectionFailed(f"Could not connect to {self.endpoint_url}: {exc}") from None
+        transport_socket = connection.transport.get_extra_info("socket")
+        if transport_socket is not None:
+            for level, option, value in self._control.socket_options:
+                transport_socket.setsockopt(level, option, value)
+        return connection, proxy
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, proxy: Any) -> Connection:
+        tls = self._tls()
+        if proxy is None:
+            _, connection = await loop.create_connection(
+                lambda: Connection(loop),
+                self._hostname,
+                self._port,
+                ssl=tls,
+                server_hostname=self._hostname if tls is not None else None,
+            )
+            return connection
+        parts = urllib.parse.urlsplit(proxy.url)
+        proxy_tls: Any = None
+        if parts.scheme == "https":
+            proxy_tls = proxy.ssl_context or ssl.create_default_context()
+        _, connection = await loop.create_connection(
+            lambda: Connection(loop),
+            parts.hostname,
+            parts.port or (443 if proxy_tls else 80),
+            ssl=proxy_tls,
+            server_hostname=parts.hostname if proxy_tls is not None else None,
+        )
+        if tls is None or (proxy.use_forwarding_for_https and proxy_tls is not None):
+            return connection  # requests are forwarded: absolute URLs, the proxy's headers on each
+        # A tunnel: CONNECT, then TLS to the endpoint inside it.
+        authority = f"{self._hostname}:{self._port}"
+        head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in proxy.headers.items())
+        try:
+            connection.send((head + "\r\n").encode("latin-1"), "CONNECT", authority, authority)
+            while connection.head is None and connection.error is None:
+                await connection.wait()
+            if connection.head is None or connection.head.status != 200:
+                status = connection.head.status if connection.head else connection.error
+                raise ProxyConnectionFailed(f"The proxy {proxy.url} did not open a tunnel: {status}")
+            connection.park()
+            connection.transport = await loop.start_tls(
+                connection.transport, connection, tls, server_hostname=self._hostname
+            )
+        except BaseException:
+            connection.close()
+            raise
+        return connection
 
 
 class AsyncBedrockClient(AsyncClient):
     """``await invoke_model_with_response_stream(...)`` with boto3's ``bedrock-runtime`` names and shape."""
 
-    async def invoke_model_with_response_stream(self, **params: Any) -> dict[str, Any]:
-        from .bedrock import BEDROCK, build_request
+    _operation = BEDROCK
 
-        request = build_request(params)
-        request.path = self._base_path + request.path
-        return await self._invoke(request, BEDROCK)
+    async def invoke_model_with_response_stream(self, **params: Any) -> dict[str, Any]:
+        return await self._invoke(self._prepare(params), BEDROCK)
+
+
+def _request_bytes(request: Request, target: str, host: str, headers: dict[str, str], extra: Any) -> bytes:
+    lines = [f"{request.method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    for name, value in (*headers.items(), *(extra or {}).items()):
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ParamValidationError(f"Invalid header {name!r}: CR and LF cannot be in a header")
+        lines.append(f"{name}: {value}\r\n")
+    if not any(name.lower() == "content-length" for name in headers):
+        lines.append(f"Content-Length: {len(request.body)}\r\n")
+    lines.append("\r\n")
+    try:
+        return "".join(lines).encode("latin-1") + request.body
+    except UnicodeEncodeError as exc:
+        raise ParamValidationError(f"A header holds a character HTTP/1.1 cannot carry: {exc}") from None
 
 
 class AsyncEventStream(StreamState):
@@ -159,34 +226,84 @@ class AsyncEventStream(StreamState):
 
     def __init__(self, client: AsyncClient, request: Request, operation: Operation = SAGEMAKER) -> None:
         super().__init__(client, request, operation)
-        self._response: aiohttp.ClientResponse | None = None
+        self._connection: Connection | None = None
+        self._pool: _Pool | None = None
+
+    # -- opening and retries ------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        config = self._client.config
         while True:
             self._attempts += 1
             try:
-                response = await self._client._send(self._request)
-                if response.status != 200 or EVENTSTREAM not in response.headers.get("Content-Type", ""):
-                    raise await self._http_error(response)
+                await self._attempt()
             except SageMakerRuntimeError as exc:
-                if not exc.retryable or self._attempts >= config.max_attempts:
+                self._release(False)
+                delay = self._client._retry_delay(self._attempts, exc, self._call)
+                if delay is None:
                     raise
-                await asyncio.sleep(self._client._backoff(self._attempts))
+                await asyncio.sleep(delay)
                 continue
-            self._response = response
-            self._status = response.status
-            self._headers = dict(response.headers)
-            self.request_id = response.headers.get("x-amzn-RequestId")
+            except BaseException:
+                self._release(False)
+                raise
             return
 
-    async def _http_error(self, response: aiohttp.ClientResponse) -> SageMakerRuntimeError:
-        try:
-            body = await response.content.read(1 << 20)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-            body = b""
-        response.release()
-        return unexpected_response(response.status, response.headers, body)
+    async def _attempt(self) -> None:
+        """Send the request once; return with a 200 event stream's head read, or raise its error."""
+        client = self._client
+        request = self._request
+        headers = await client._headers(request, self._attempts, self._call)
+        pool = client._pool()
+        await pool.slots.acquire()
+        self._pool = pool
+        loop = pool.loop
+        url = client.endpoint_url + request.path[len(client._base_path) :]
+        connection = pool.idle_connection()
+        proxy = None
+        if connection is None:
+            connection, proxy = await client._connect(loop, url)
+        elif connection.forwarding:
+            proxy = client._control.proxy_for(url)
+        self._connection = connection
+        target = request.path
+        extra = None
+        if proxy is not None and (client._scheme == "http" or proxy.use_forwarding_for_https):
+            target, extra = url, proxy.headers  # forwarded through the proxy: an absolute URL
+            connection.forwarding = True
+        connection.send(
+            _request_bytes(request, target, client._host_header, headers, extra),
+            request.method,
+            target,
+            client._host_header,
+        )
+        timeout = client.config.first_byte_timeout
+        connection.deadline = loop.time() + timeout
+        connection.on_timeout = lambda: first_byte_timeout(timeout, None)
+        while connection.head is None and connection.error is None:
+            await connection.wait()
+        if connection.error is not None:
+            raise connection.error
+        head = connection.head
+        assert head is not None
+        if head.status != 200 or EVENTSTREAM not in head.lowered.get("content-type", ""):
+            body = await connection.read_error_body()
+            raise client._http_error(head.status, head.headers, body, self._attempts)
+        self._status = head.status
+        self._headers = head.headers
+        self.request_id = head.lowered.get("x-amzn-requestid")
+
+    def _release(self, reuse: bool) -> None:
+        connection, self._connection = self._connection, None
+        pool, self._pool = self._pool, None
+        if connection is not None:
+            if reuse and pool is not None:
+                pool.put(connection)
+            else:
+                connection.close()
+        if pool is not None:
+            pool.slots.release()
+
+    # -- reading ------------------------------------------------------------------------------------
 
     def payloads(self) -> AsyncIterator[bytes]:
         """The raw bytes of each PayloadPart."""
@@ -198,91 +315,62 @@ class AsyncEventStream(StreamState):
     async def _iterate(self, boto_shape: bool) -> AsyncIterator[Any]:
         config = self._client.config
         while True:
-            reader = self._read(boto_shape)
+            connection = self._connection
+            if connection is None:
+                if self._closed:
+                    return
+                raise RuntimeError("the stream was already consumed")
+            framing, length = connection.framing()
+            reader = BodyReader(
+                self._operation,
+                framing=framing,
+                length=length,
+                boto_shape=boto_shape,
+                request_id=self.request_id,
+            )
+            loop = connection.loop
+            connection.deadline = loop.time() + config.first_byte_timeout
+            connection.on_timeout = self._timeout_error
+            finished = False
             try:
-                async for item in reader:
-                    yield item
+                connection.read_body(reader)
+                while True:
+                    if self._closed:
+                        return
+                    if connection.ready:
+                        batch = connection.take()
+                        self._delivered = True
+                        for event in batch:
+                            yield event
+                        # The deadline runs from the last delivered event, not from the last byte.
+                        connection.deadline = loop.time() + config.event_timeout
+                    elif connection.error is not None:
+                        raise connection.error
+                    elif connection.finished:
+                        break
+                    else:
+                        await connection.wait()
+                finished = True
                 return
             except SageMakerRuntimeError as exc:
-                self._abort()
-                if (
-                    self._delivered
-                    or not exc.retryable
-                    or self._attempts >= config.max_attempts
-                    or self._closed
-                ):
+                self._release(False)
+                delay = None
+                if not self._closed and may_retry(exc, self._delivered):
+                    delay = self._client._retry_delay(self._attempts, exc, self._call)
+                if delay is None:
                     raise
             finally:
-                await reader.aclose()  # at once, not when the garbage collector finds it
-            await asyncio.sleep(self._client._backoff(self._attempts))
+                if self._connection is connection:
+                    self._release(finished)
+            # Nothing was delivered yet: send the request again.
+            await asyncio.sleep(delay)
             await self._start()
 
-    async def _read(self, boto_shape: bool) -> AsyncGenerator[Any, None]:
-        response = self._response
-        if response is None:
-            if self._closed:
-                return
-            raise RuntimeError("the stream was already consumed")
-        readany = response.content.readany
-        feed = Decoder().feed
-        request_id = self.request_id
-        waiting = not self._delivered
-        finished = False
-        operation = self._operation
-        event_type, outer, inner, decode = (
-            operation.event_type,
-            operation.outer,
-            operation.inner,
-            operation.decode,
-        )
-        try:
-            while True:
-                chunk = await readany()
-                if not chunk:
-                    break
-                for message in feed(chunk):
-                    headers = message.headers
-                    if headers.get(":event-type") == event_type:
-                        if waiting:
-                            waiting = False
-                            self._delivered = True
-                            self._set_read_timeout(response, self._client.config.event_timeout)
-                        payload = message.payload if decode is None else decode(message.payload)
-                        yield {outer: {inner: payload}} if boto_shape else payload
-                    else:
-                        error = non_payload(headers, message.payload, request_id)
-                        if error is not None:
-                            raise error
-            feed.__self__.close()  # type: ignore[attr-defined]
-            finished = True
-        except asyncio.TimeoutError:
-            config = self._client.config
-            if waiting:
-                raise first_byte_timeout(config.first_byte_timeout, request_id) from None
-            raise event_timeout(config.event_timeout, request_id) from None
-        except TruncatedStream as exc:
-            raise incomplete_frame(exc, request_id) from None
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, OSError) as exc:
-            raise IncompleteStream(f"The response body was cut short: {exc}", request_id=request_id) from None
-        finally:
-            if finished:
-                self._response = None
-                response.release()
-            elif self._response is response and not self._closed:
-                # Cancelled, or the consumer stopped: a half-read body cannot be reused.
-                self._abort()
-
-    @staticmethod
-    def _set_read_timeout(response: aiohttp.ClientResponse, timeout: float) -> None:
-        connection = response.connection
-        protocol = connection.protocol if connection is not None else None
-        if protocol is not None and hasattr(protocol, "read_timeout"):
-            protocol.read_timeout = timeout
-            # The timer running now was set with first_byte_timeout; restart it with the new value, or
-            # a stall right after the first event would wait the longer timeout out.
-            reschedule = getattr(protocol, "_reschedule_timeout", None)
-            if reschedule is not None:
-                reschedule()
+    def _timeout_error(self) -> SageMakerRuntimeError:
+        config = self._client.config
+        if self._delivered:
+            return event_timeout(config.event_timeout, self.request_id)
+        return first_byte_timeout(config.first_byte_timeout, self.request_id)
 
     def text(self) -> AsyncIterator[str]:
         return _lines.aiter_text(self.payloads())
@@ -299,15 +387,12 @@ class AsyncEventStream(StreamState):
     def tokens(self) -> AsyncIterator[str]:
         return _lines.aiter_tokens(self.payloads())
 
-    def _abort(self) -> None:
-        response, self._response = self._response, None
-        if response is not None:
-            response.close()
+    # -- closing ------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop reading and release the connection (closed if the body was not read to its end)."""
         self._closed = True
-        self._abort()
+        self._release(False)
 
     async def aclose(self) -> None:
         self.close()
