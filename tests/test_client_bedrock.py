@@ -107,7 +107,7 @@ def test_async_bedrock(endpoint: EmulatorThread) -> None:
 def test_parameters_validated() -> None:
     runtime = sm.bedrock_client(region_name="us-east-1", **KEYS)
     assert runtime.endpoint_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
-    with pytest.raises(sm.ParamValidationError, match="modelId is required"):
+    with pytest.raises(sm.ParamValidationError, match='Missing required parameter in input: "modelId"'):
         runtime.invoke_model_with_response_stream(body=b"{}")
     with pytest.raises(sm.ParamValidationError, match="Invalid trace 'on'"):
         runtime.invoke_model_with_response_stream(modelId=MODEL, body=b"{}", trace="on")

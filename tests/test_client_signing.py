@@ -170,12 +170,17 @@ def test_refreshable_credentials_rotate(signed_endpoint: EmulatorThread, isolate
 
 
 def test_no_credentials(isolated: Path) -> None:
-    with pytest.raises(sm.NoCredentialsError, match="Unable to locate credentials"):
-        sm.client(region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    """As boto3: the client is made; the call raises botocore's NoCredentialsError before sending."""
+    import botocore.exceptions
+
+    runtime = sm.client(region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(botocore.exceptions.NoCredentialsError, match="Unable to locate credentials") as info:
+        stream(runtime)
+    assert isinstance(info.value, sm.NoCredentialsError)
 
 
 def test_unsigned(signed_endpoint: EmulatorThread, isolated: Path) -> None:
-    runtime = sm.client(endpoint_url=signed_endpoint.url, sign=False)
+    runtime = sm.client(region_name="us-east-1", endpoint_url=signed_endpoint.url, sign=False)
     with pytest.raises(sm.ServiceError) as info:
         stream(runtime)
     assert info.value.status_code == 403

@@ -25,12 +25,15 @@ from .errors import (
     EventTimeout,
     FirstByteTimeout,
     IncompleteStream,
+    InternalDependencyError,
     InternalFailure,
     InternalStreamFailure,
     ModelError,
+    ModelNotReady,
     ModelStreamError,
     NoCredentialsError,
     ParamValidationError,
+    ProxyConnectionFailed,
     SageMakerRuntimeError,
     ServiceError,
     ServiceUnavailable,
@@ -57,12 +60,15 @@ __all__ = [
     "EventTimeout",
     "FirstByteTimeout",
     "IncompleteStream",
+    "InternalDependencyError",
     "InternalFailure",
     "InternalStreamFailure",
     "ModelError",
+    "ModelNotReady",
     "ModelStreamError",
     "NoCredentialsError",
     "ParamValidationError",
+    "ProxyConnectionFailed",
     "SageMakerRuntimeError",
     "ServiceError",
     "ServiceUnavailable",
@@ -78,20 +84,22 @@ __all__ = [
 ]
 
 
-def client(*, config: Any = None, session: Any = None, **kwargs: Any) -> Client:
-    """A sync client from boto3.client's keyword arguments (``region_name``, ``endpoint_url``,
-    ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``, ``verify``), the fields of
-    :class:`Config` (timeouts, pool size, retries), a ``config`` that is a :class:`Config` or a
-    ``botocore.config.Config``, and an optional boto3 or botocore ``session`` for credentials."""
-    return Client(Config.from_kwargs(config, **kwargs), session)
+def client(boto3_client: Any = None, /, **kwargs: Any) -> Client:
+    """A sync client. Either boto3.client("sagemaker-runtime", ...)'s arguments (``region_name``,
+    ``endpoint_url``, credentials, ``verify``, ``config=botocore.config.Config(...)``, ``session=`` a boto3
+    or botocore session, ``profile_name``), from which a botocore client is made as boto3 would; or an
+    existing boto3/botocore client, made fast in one line. Beside either, evstream's own settings
+    (:class:`Config`: ``first_byte_timeout``, ``event_timeout``, ``max_pool_connections``, ...).
+    Every other operation (``invoke_endpoint``, ``meta``, ``exceptions``) is the botocore client's."""
+    return Client(boto3_client, **kwargs)
 
 
-def async_client(*, config: Any = None, session: Any = None, **kwargs: Any) -> AsyncClient:
-    """An asyncio client (aiohttp) with the same arguments as :func:`client`; use it as
+def async_client(boto3_client: Any = None, /, **kwargs: Any) -> AsyncClient:
+    """An asyncio client with the same arguments as :func:`client`; use it as
     ``async with async_client(...) as runtime:`` or call ``await runtime.close()``."""
     from ._async import AsyncClient
 
-    return AsyncClient(Config.from_kwargs(config, **kwargs), session)
+    return AsyncClient(boto3_client, **kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,10 @@
-"""Errors of the SageMaker Runtime client: one class per failure, each saying whether a retry can help.
+"""Errors of the streaming clients: botocore's classes, with evstream's typed classes mixed in.
 
-Every error carries a botocore-shaped ``response`` dict (``e.response["Error"]["Code"]``), and the client's
-``exceptions`` namespace exposes the classes under boto3's names, so ``except client.exceptions.ModelError``
-keeps working after switching from boto3.
+Every error is an instance of the class boto3 would raise for the same failure, so ``except ClientError``,
+``except client.exceptions.ModelError``, ``except EventStreamError`` and ``except ReadTimeoutError`` keep
+working after switching from boto3; ``e.response`` has boto3's shape. The evstream classes add what
+botocore does not say: one class per failure (``FirstByteTimeout`` vs ``EventTimeout``), ``retryable``,
+``request_id``, and the modelled members as attributes (``error_code``, ``original_status_code``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from botocore import exceptions as _botocore
 
 from ..errors import TruncatedStream
 
@@ -19,12 +23,15 @@ __all__ = [
     "EventTimeout",
     "FirstByteTimeout",
     "IncompleteStream",
+    "InternalDependencyError",
     "InternalFailure",
     "InternalStreamFailure",
     "ModelError",
+    "ModelNotReady",
     "ModelStreamError",
     "NoCredentialsError",
     "ParamValidationError",
+    "ProxyConnectionFailed",
     "SageMakerRuntimeError",
     "ServiceError",
     "ServiceUnavailable",
@@ -33,234 +40,274 @@ __all__ = [
     "ThrottlingException",
     "UnmodelledStreamError",
     "ValidationError",
-    "service_error",
+    "error_response",
+    "service_error_class",
     "stream_exception",
 ]
 
 
 class SageMakerRuntimeError(Exception):
-    """Base class of every error the client raises (codec errors are :class:`evstream.EventStreamError`)."""
+    """What every error of the client is, besides its botocore class."""
 
-    code = ""
     retryable = False
 
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.request_id = request_id
+    @property
+    def message(self) -> str:
+        """The service's or evstream's words, without botocore's "An error occurred (...)" frame."""
+        response = getattr(self, "response", None)
+        if isinstance(response, dict) and "Error" in response:
+            return str(response["Error"].get("Message", ""))
+        return str(self)
 
     @property
-    def response(self) -> dict[str, Any]:
-        """The shape of botocore's ``ClientError.response``."""
-        return {
-            "Error": {"Code": self.code or type(self).__name__, "Message": self.message},
-            "ResponseMetadata": {"RequestId": self.request_id},
-        }
+    def request_id(self) -> str | None:
+        response = getattr(self, "response", None)
+        if isinstance(response, dict):
+            value = response.get("ResponseMetadata", {}).get("RequestId")
+            return value if value else None
+        return self.__dict__.get("_request_id")
 
 
-class ParamValidationError(SageMakerRuntimeError, ValueError):
-    """A request parameter the service would refuse; raised before anything is sent."""
+# -- errors botocore raises before anything is sent ------------------------------------------------
 
 
-# -- in-stream errors ----------------------------------------------------------------------------
+class ParamValidationError(_botocore.ParamValidationError, SageMakerRuntimeError, ValueError):
+    """A request parameter refused before anything is sent."""
+
+    def __init__(self, message: str = "", **kwargs: Any) -> None:
+        report = kwargs.pop("report", message)
+        super().__init__(report=report, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.kwargs["report"],)
 
 
-class StreamError(SageMakerRuntimeError):
-    """An error event received inside the response stream."""
+class NoCredentialsError(_botocore.NoCredentialsError, SageMakerRuntimeError):
+    """Signing is on and no credentials were found (botocore's chain was searched)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), ()
 
 
-class ModelStreamError(StreamError):
-    """The model container failed while streaming; ``error_code`` says how."""
-
-    code = "ModelStreamError"
-
-    def __init__(
-        self,
-        message: str,
-        error_code: str | None = None,
-        *,
-        request_id: str | None = None,
-        original_status_code: int | None = None,
-        original_message: str | None = None,
-    ) -> None:
-        super().__init__(message, request_id=request_id)
-        self.error_code = error_code  # SageMaker: ModelInvocationTimeExceeded or StreamBroken
-        self.original_status_code = original_status_code  # Bedrock's modelStreamErrorException
-        self.original_message = original_message
-
-    def __str__(self) -> str:
-        return f"{self.message} (ErrorCode: {self.error_code})" if self.error_code else self.message
-
-    @property
-    def response(self) -> dict[str, Any]:
-        response = super().response
-        response["Error"]["ErrorCode"] = self.error_code
-        return response
+# -- transport errors ------------------------------------------------------------------------------
 
 
-class InternalStreamFailure(StreamError):
-    """The service failed inside the stream; the request can be sent again."""
+class _TransportError(SageMakerRuntimeError):
+    """A botocore transport error with evstream's own words as its message."""
 
-    code = "InternalStreamFailure"
+    def _init(self, message: str, request_id: str | None, **kwargs: Any) -> None:
+        Exception.__init__(self, message)
+        self.kwargs = kwargs  # botocore's BotoCoreError keeps its format arguments here
+        self.request = self.response = None  # botocore's HTTPClientError has these
+        self._request_id = request_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), str(self)), self.__dict__
+
+
+class ConnectionFailed(_botocore.EndpointConnectionError, _TransportError, ConnectionError):
+    """The endpoint could not be reached or dropped the connection before answering."""
+
+    __reduce__ = _TransportError.__reduce__
+
     retryable = True
 
+    def __init__(
+        self, message: str, *, endpoint_url: str | None = None, request_id: str | None = None
+    ) -> None:
+        self._init(message, request_id, endpoint_url=endpoint_url, error=message)
 
-class UnmodelledStreamError(StreamError):
-    """A ``:message-type=error`` event, or an exception type this client does not know."""
+
+class ProxyConnectionFailed(_botocore.ProxyConnectionError, _TransportError, ConnectionError):
+    """The proxy could not be reached, or refused to open a tunnel to the endpoint."""
+
+    __reduce__ = _TransportError.__reduce__
+
+    retryable = True
+
+    def __init__(self, message: str, *, proxy_url: str | None = None, request_id: str | None = None) -> None:
+        self._init(message, request_id, proxy_url=proxy_url, error=message)
+
+
+class StreamTimeout(_TransportError, TimeoutError):
+    """Base class of the three timeouts; ``timeout`` is the limit that was reached, in seconds."""
 
     def __init__(
         self,
         message: str,
-        code: str = "UnknownError",
+        timeout: float | None = None,
         *,
+        endpoint_url: str | None = None,
         request_id: str | None = None,
-        retryable: bool = False,
     ) -> None:
-        super().__init__(message, request_id=request_id)
-        self.code = code
-        self.retryable = retryable
+        self._init(message, request_id, endpoint_url=endpoint_url, error=message)
+        self.timeout = timeout
 
 
-class IncompleteStream(SageMakerRuntimeError, TruncatedStream):
-    """The response body ended early: cut inside a frame or without the end of the chunked body.
+class ConnectTimeout(_botocore.ConnectTimeoutError, StreamTimeout):
+    """No connection within ``connect_timeout`` (botocore's ``ConnectTimeoutError``)."""
 
-    Also a :class:`evstream.TruncatedStream`, the codec's error for a stream that ends inside a frame.
-    """
+    __reduce__ = _TransportError.__reduce__
+
+    retryable = True
+    __init__ = StreamTimeout.__init__
+
+
+class FirstByteTimeout(_botocore.ReadTimeoutError, StreamTimeout):
+    """No response, or no first event, within ``first_byte_timeout`` (botocore's ``ReadTimeoutError``)."""
+
+    __reduce__ = _TransportError.__reduce__
+
+    retryable = True
+    __init__ = StreamTimeout.__init__
+
+
+class EventTimeout(_botocore.ReadTimeoutError, StreamTimeout):
+    """No event within ``event_timeout`` of the previous one (botocore's ``ReadTimeoutError``)."""
+
+    __reduce__ = _TransportError.__reduce__
+
+    __init__ = StreamTimeout.__init__
+
+
+class IncompleteStream(_botocore.ResponseStreamingError, _TransportError, TruncatedStream):
+    """The response body ended early or broke its framing (botocore's ``ResponseStreamingError``; also
+    :class:`evstream.TruncatedStream`). boto3 ends such a stream quietly; evstream raises."""
+
+    __reduce__ = _TransportError.__reduce__
 
     retryable = True  # only ever acted on before the first event is delivered
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (type(self), self.message), self.__dict__
-
     def __init__(self, message: str, buffered: int = 0, *, request_id: str | None = None) -> None:
-        # Not TruncatedStream.__init__: its message describes the frame, this one the HTTP body.
-        Exception.__init__(self, message)
-        self.message = message
-        self.request_id = request_id
+        self._init(message, request_id, error=message)
         self.buffered = buffered
         self.expected = None
 
 
-# -- transport errors ----------------------------------------------------------------------------
-
-
-class ConnectionFailed(SageMakerRuntimeError, ConnectionError):
-    """The endpoint could not be reached or dropped the connection before answering."""
-
-    retryable = True
-
-
-class StreamTimeout(SageMakerRuntimeError, TimeoutError):
-    """Base class of the three timeouts."""
-
-    def __init__(self, message: str, timeout: float | None = None, *, request_id: str | None = None) -> None:
-        SageMakerRuntimeError.__init__(self, message, request_id=request_id)
-        self.timeout = timeout
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class ConnectTimeout(StreamTimeout):
-    """No connection within ``connect_timeout``."""
-
-    retryable = True
-
-
-class FirstByteTimeout(StreamTimeout):
-    """No response, or no first event, within ``first_byte_timeout`` of sending the request."""
-
-    retryable = True
-
-
-class EventTimeout(StreamTimeout):
-    """No event within ``event_timeout`` of the previous one."""
-
-
-# -- HTTP errors before the stream ---------------------------------------------------------------
-
-
-class ServiceError(SageMakerRuntimeError):
-    """An HTTP error answer before the stream started; ``code`` is the service's error type."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        code: str | None = None,
-        request_id: str | None = None,
-        body: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message, request_id=request_id)
-        self.status_code = status_code
-        if code is not None:
-            self.code = code
-        self.body = dict(body or {})
-
-    @property
-    def response(self) -> dict[str, Any]:
-        response = super().response
-        response["ResponseMetadata"]["HTTPStatusCode"] = self.status_code
-        response.update({k: v for k, v in self.body.items() if k not in ("Message", "message")})
-        return response
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild, (type(self), self.message), self.__dict__
-
-
-def _rebuild(cls: type[SageMakerRuntimeError], message: str) -> SageMakerRuntimeError:
+def _rebuild(cls: type[Exception], message: str) -> Exception:
     """An instance without __init__: pickle then restores its __dict__ (every attribute)."""
     error = cls.__new__(cls)
     Exception.__init__(error, message)
     return error
 
 
+# -- errors the service answers --------------------------------------------------------------------
+
+
+def error_response(
+    code: str,
+    message: str,
+    *,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    attempts: int = 1,
+    members: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """boto3's ``e.response`` for an error."""
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    metadata: dict[str, Any] = {
+        "RequestId": lowered.get("x-amzn-requestid", ""),
+        "HTTPStatusCode": status,
+        "HTTPHeaders": lowered,
+        "RetryAttempts": attempts - 1,
+    }
+    response: dict[str, Any] = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata}
+    response.update(members or {})
+    return response
+
+
+class ServiceError(_botocore.ClientError, SageMakerRuntimeError):
+    """An HTTP error answer before the stream started (a ``ClientError``; raised as the botocore client's
+    modelled class for its code, e.g. ``client.exceptions.ModelError``)."""
+
+    @property
+    def code(self) -> str:
+        return str(self.response.get("Error", {}).get("Code", ""))
+
+    @property
+    def status_code(self) -> int | None:
+        return self.response.get("ResponseMetadata", {}).get("HTTPStatusCode")  # type: ignore[no-any-return]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_client_error, (_static_class(type(self)), self.response, self.operation_name)
+
+
+def _static_class(cls: type[Any]) -> type[Any]:
+    """The importable evstream class under a per-client combined class (those do not pickle)."""
+    for base in cls.__mro__:
+        if base.__module__ == __name__:
+            return base
+    return ServiceError
+
+
+def _rebuild_client_error(cls: type[Any], response: dict[str, Any], operation_name: str) -> Any:
+    return cls(response, operation_name)
+
+
 class ValidationError(ServiceError):
-    code = "ValidationError"
+    """The service refused the request (HTTP 400)."""
 
 
 class ModelError(ServiceError):
-    """The model container answered with an error (HTTP 424)."""
+    """The model container answered with an error (HTTP 424); its status and message are members."""
 
-    code = "ModelError"
+    @property
+    def original_status_code(self) -> int | None:  # SageMaker's member, or Bedrock's
+        return self.response.get("OriginalStatusCode", self.response.get("originalStatusCode"))  # type: ignore[no-any-return]
 
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        body = self.body
-        self.original_status_code: int | None = body.get("OriginalStatusCode", body.get("originalStatusCode"))
-        self.original_message: str | None = body.get("OriginalMessage", body.get("originalMessage"))
-        self.log_stream_arn: str | None = body.get("LogStreamArn")
+    @property
+    def original_message(self) -> str | None:
+        return self.response.get("OriginalMessage", self.response.get("originalMessage"))  # type: ignore[no-any-return]
+
+    @property
+    def log_stream_arn(self) -> str | None:
+        return self.response.get("LogStreamArn")  # type: ignore[no-any-return]
+
+
+class ModelNotReady(ServiceError):
+    """The model is not ready to serve yet (SageMaker's ModelNotReadyException)."""
+
+
+class InternalDependencyError(ServiceError):
+    """A service SageMaker depends on failed (InternalDependencyException)."""
+
+    retryable = True
 
 
 class InternalFailure(ServiceError):
-    code = "InternalFailure"
     retryable = True
 
 
 class ServiceUnavailable(ServiceError):
-    code = "ServiceUnavailable"
     retryable = True
 
 
 class ThrottlingException(ServiceError):
-    code = "ThrottlingException"
     retryable = True
 
 
-_SERVICE_ERRORS: dict[str, type[ServiceError]] = {
-    cls.code: cls
-    for cls in (ValidationError, ModelError, InternalFailure, ServiceUnavailable, ThrottlingException)
+# The evstream class mixed into the botocore class of each error code (both services' names).
+_SERVICE_CLASSES: dict[str, type[ServiceError]] = {
+    "ValidationError": ValidationError,
+    "ValidationException": ValidationError,
+    "ModelError": ModelError,
+    "ModelErrorException": ModelError,
+    "ModelNotReadyException": ModelNotReady,
+    "InternalDependencyException": InternalDependencyError,
+    "InternalFailure": InternalFailure,
+    "InternalServerException": InternalFailure,
+    "ServiceUnavailable": ServiceUnavailable,
+    "ServiceUnavailableException": ServiceUnavailable,
+    "ModelTimeoutException": ServiceError,
 }
-# Other names for the same failures: throttling as other front ends say it, and Bedrock Runtime's names.
-for _name in ("Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded"):
-    _SERVICE_ERRORS[_name] = ThrottlingException
-_SERVICE_ERRORS.update(
-    ValidationException=ValidationError,
-    ModelErrorException=ModelError,
-    InternalServerException=InternalFailure,
-    ServiceUnavailableException=ServiceUnavailable,
-)
+for _name in (
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+):
+    _SERVICE_CLASSES[_name] = ThrottlingException
 _BY_STATUS: dict[int, type[ServiceError]] = {
     400: ValidationError,
     424: ModelError,
@@ -268,66 +315,129 @@ _BY_STATUS: dict[int, type[ServiceError]] = {
     500: InternalFailure,
     503: ServiceUnavailable,
 }
+_COMBINED: dict[tuple[type[Any], type[Any]], type[Any]] = {}
 
 
-def service_error(status: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
-    """The typed error for an HTTP error answer (rest-json: type in x-amzn-ErrorType, or in the body)."""
-    try:
-        document = json.loads(body) if body else {}
-        if not isinstance(document, dict):
-            document = {}
-    except ValueError:
-        document = {}
-    code = headers.get("x-amzn-errortype") or document.get("__type") or document.get("code") or ""
-    # "ValidationError:http://internal.amazon.com/coral/..." and "com.amazon...#ValidationError"
-    code = code.split(":", 1)[0].rsplit("#", 1)[-1]
-    message = (
-        document.get("Message")
-        or document.get("message")
-        or body.decode("utf-8", "replace")
-        or f"HTTP {status}"
-    )
-    request_id = headers.get("x-amzn-requestid")
-    # Known types get their class; a type this client does not model (AccessDeniedException, ...)
-    # stays a plain ServiceError; without a type, the status decides.
-    cls = _SERVICE_ERRORS.get(code, ServiceError) if code else _BY_STATUS.get(status, ServiceError)
-    return cls(
-        message,
-        status_code=status,
-        code=code or cls.code or f"HTTP{status}",
-        request_id=request_id,
-        body=document,
-    )
+def service_error_class(code: str, status: int, botocore_class: type[Any] | None = None) -> type[Any]:
+    """The class to raise for an HTTP error: the botocore client's modelled class for ``code`` (passed in:
+    each botocore session makes its own) with the evstream class for that failure mixed in."""
+    ours = _SERVICE_CLASSES.get(code) or _BY_STATUS.get(status, ServiceError)
+    if botocore_class is None or botocore_class is _botocore.ClientError:
+        return ours
+    key = (botocore_class, ours)
+    combined = _COMBINED.get(key)
+    if combined is None:
+        combined = type(botocore_class.__name__, (botocore_class, ours), {"__module__": __name__})
+        _COMBINED[key] = combined
+    return combined
 
 
-def stream_exception(headers: Mapping[str, Any], payload: bytes, request_id: str | None) -> StreamError:
-    """The typed error for an ``exception`` or ``error`` message inside the stream."""
+# -- errors inside the stream ----------------------------------------------------------------------
+
+
+class StreamError(_botocore.EventStreamError, SageMakerRuntimeError):
+    """An error event inside the response stream (botocore's ``EventStreamError``, as boto3 raises it)."""
+
+    @property
+    def code(self) -> str:
+        return str(self.response.get("Error", {}).get("Code", ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_client_error, (type(self), self.response, self.operation_name)
+
+
+class ModelStreamError(StreamError):
+    """The model container failed while streaming; ``error_code`` says how (ModelInvocationTimeExceeded,
+    StreamBroken)."""
+
+    @property
+    def error_code(self) -> str | None:
+        return self.response.get("Error", {}).get("ErrorCode")  # type: ignore[no-any-return]
+
+    @property
+    def original_status_code(self) -> int | None:
+        return self.response.get("originalStatusCode")  # type: ignore[no-any-return]
+
+    @property
+    def original_message(self) -> str | None:
+        return self.response.get("originalMessage")  # type: ignore[no-any-return]
+
+
+class InternalStreamFailure(StreamError):
+    """The service failed inside the stream; the request can be sent again."""
+
+    retryable = True
+
+
+class UnmodelledStreamError(StreamError):
+    """A ``:message-type=error`` event, or an exception type this client does not know."""
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.code in ("throttlingException", "serviceUnavailableException")
+
+
+_STREAM_CLASSES: dict[str, type[StreamError]] = {
+    "ModelStreamError": ModelStreamError,
+    "modelStreamErrorException": ModelStreamError,
+    "InternalStreamFailure": InternalStreamFailure,
+    "internalServerException": InternalStreamFailure,
+}
+
+
+def stream_exception(
+    headers: Mapping[str, Any], payload: bytes, request_id: str | None, operation_name: str = ""
+) -> StreamError:
+    """The error for an ``exception`` or ``error`` message inside the stream, with the ``e.response``
+    botocore's event stream parser gives (the exception type as ``Code``); modelled members such as
+    ``ErrorCode`` are kept beside ``Message``."""
+    metadata = {"RequestId": request_id or ""}
     if headers.get(":message-type") == "error":
         code = str(headers.get(":error-code", "UnknownError"))
-        return UnmodelledStreamError(str(headers.get(":error-message", "")), code, request_id=request_id)
-    exception_type = str(headers.get(":exception-type", ""))
+        response = {
+            "Error": {"Code": code, "Message": str(headers.get(":error-message", ""))},
+            "ResponseMetadata": metadata,
+        }
+        return UnmodelledStreamError(response, operation_name)
+    exception_type = str(headers.get(":exception-type", "")) or "UnknownException"
     try:
         document = json.loads(payload) if payload else {}
         if not isinstance(document, dict):
             document = {}
     except ValueError:
         document = {"Message": payload.decode("utf-8", "replace")}
-    message = str(document.get("Message") or document.get("message") or "")
-    if exception_type in ("ModelStreamError", "modelStreamErrorException"):
-        return ModelStreamError(
-            message,
-            document.get("ErrorCode"),
-            request_id=request_id,
-            original_status_code=document.get("originalStatusCode"),
-            original_message=document.get("originalMessage"),
-        )
-    if exception_type in ("InternalStreamFailure", "internalServerException"):
-        return InternalStreamFailure(message, request_id=request_id)
-    retryable = exception_type in ("throttlingException", "serviceUnavailableException")
-    return UnmodelledStreamError(
-        message, exception_type or "UnknownException", request_id=request_id, retryable=retryable
+    error: dict[str, Any] = {
+        "Code": exception_type,
+        "Message": str(document.get("Message") or document.get("message") or ""),
+    }
+    members = {k: v for k, v in document.items() if k not in ("Message", "message")}
+    if "ErrorCode" in members:
+        error["ErrorCode"] = members.pop("ErrorCode")
+    cls = _STREAM_CLASSES.get(exception_type, UnmodelledStreamError)
+    return cls({"Error": error, "ResponseMetadata": metadata, **members}, operation_name)
+
+
+def unmodelled_http_error(
+    status: int, headers: Mapping[str, str], body: bytes, attempts: int = 1
+) -> ServiceError:
+    """An HTTP error parsed without a service model (rest-json: type in x-amzn-ErrorType, or the body)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        document = json.loads(body) if body else {}
+        if not isinstance(document, dict):
+            document = {}
+    except ValueError:
+        document = {}
+    code = lowered.get("x-amzn-errortype") or document.get("__type") or document.get("code") or ""
+    code = code.split(":", 1)[0].rsplit("#", 1)[-1] or f"HTTP{status}"
+    message = document.get("Message") or document.get("message") or body.decode("utf-8", "replace")
+    members = {k: v for k, v in document.items() if k not in ("Message", "message", "__type", "code")}
+    response = error_response(
+        code, message, status=status, headers=headers, attempts=attempts, members=members
     )
+    cls = service_error_class(code, status)
+    return cls(response, "")  # type: ignore[no-any-return]
 
 
-class NoCredentialsError(SageMakerRuntimeError):
-    """Signing is on and no credentials were found (the same chain as boto3 was searched)."""
+def service_error(status: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
+    return unmodelled_http_error(status, headers, body)

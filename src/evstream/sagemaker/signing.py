@@ -15,33 +15,9 @@ from typing import Any
 from awscrt import auth as crt_auth
 from awscrt import http as crt_http
 
-from .config import Config, env_region
 from .errors import NoCredentialsError
 
-__all__ = ["Signer", "resolve"]
-
-
-def resolve(config: Config, session: Any = None) -> tuple[str | None, Any]:
-    """(region, credentials) as boto3 would find them; credentials has ``get_frozen_credentials()``."""
-    import botocore.credentials
-    import botocore.session
-
-    if session is not None and hasattr(session, "_session"):  # a boto3.Session
-        session = session._session
-    if config.aws_access_key_id and config.aws_secret_access_key:
-        credentials: Any = botocore.credentials.Credentials(
-            config.aws_access_key_id, config.aws_secret_access_key, config.aws_session_token
-        )
-        if session is None and config.region_name:
-            return config.region_name, credentials
-    else:
-        credentials = None
-    if session is None:
-        session = botocore.session.Session(profile=config.profile_name)
-    region = config.region_name or session.get_config_variable("region") or env_region()
-    if credentials is None and config.sign:
-        credentials = session.get_credentials()
-    return region, credentials
+__all__ = ["Signer"]
 
 
 class Signer:
