@@ -26,7 +26,7 @@ from typing import Any
 from ..emulator.latency import clock_ns
 from .histogram import Histogram
 
-__all__ = ["LagProbe", "StepResult", "StreamTimer", "Window", "WorkerLoad", "clock_ns"]
+__all__ = ["LagProbe", "StepResult", "StreamTimer", "Window", "WorkerLoad", "clock_ns", "cpu_wait_s"]
 
 # A client above these is flagged as possibly distorting what it measures.
 BUSY_CPU_SHARE = 0.75
@@ -46,6 +46,21 @@ class WorkerLoad:
     lag_p99_ns: float = 0.0
     lag_max_ns: float = 0.0
     streams: int = 0
+    wait_s: float = 0.0  # time this process was ready to run but the OS ran something else
+
+    def begin(self) -> None:
+        """The measured window starts: read the CPU clocks."""
+        self.cpu_s = -time.process_time()
+        self.wait_s = -cpu_wait_s()
+
+    def end(self) -> None:
+        self.cpu_s += time.process_time()
+        self.wait_s = max(0.0, self.wait_s + cpu_wait_s())
+
+    @property
+    def wait_share(self) -> float:
+        """The share of the window spent waiting for a CPU: the machine, not the client, was busy."""
+        return self.wait_s / (self.window_ns / 1e9) if self.window_ns else 0.0
 
     @property
     def cpu_share(self) -> float:
@@ -283,6 +298,16 @@ class LagProbe:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def cpu_wait_s() -> float:
+    """Seconds the main thread (the event loop's) has spent ready to run while the OS ran something
+    else (Linux schedstat; 0 elsewhere): a machine busy with other work, not the client's own load."""
+    try:
+        with open(f"/proc/self/task/{threading.main_thread().native_id}/schedstat", "rb") as handle:
+            return int(handle.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def worker_name() -> str:

@@ -15,6 +15,7 @@ from .measure import BUSY_CPU_SHARE, BUSY_LAG_P99_NS, StepResult
 __all__ = ["csv_text", "json_document", "plot", "summary", "table", "warnings"]
 
 QUANTILES = (50, 90, 99)
+CPU_WAIT_SHARE = 0.05  # above this, other processes held the client off the CPU enough to matter
 LATENCIES = ("ttft", "itl", "e2e", "delay")
 
 
@@ -45,6 +46,7 @@ def summary(result: StepResult) -> dict[str, Any]:
     events = sum(w.events for w in result.workers)
     row["client_cpu_us_per_event"] = cpu * 1e6 / events if events else math.nan
     row["client_cpu_share_max"] = max((w.cpu_share for w in result.workers), default=0.0)
+    row["client_cpu_wait_share_max"] = max((w.wait_share for w in result.workers), default=0.0)
     row["loop_lag_p99_ms"] = result.lag.percentile(99) / 1e6 if result.lag.count else math.nan
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
     row["workers"] = len(result.workers)
@@ -80,7 +82,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
         )
     out.write(
         f"\n{'client':<9}{'load':>7} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13} {'done':>6}"
-        f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'lag p99':>8} {'workers':>8}\n"
+        f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'workers':>8}\n"
     )
     for result in results:
         row = summary(result)
@@ -90,6 +92,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {row['output_tokens_per_s']:>9.0f}"
             f" {row['stream_tokens_per_s_p50']:>13.1f} {row['requests']:>6} {row['errors']:>7}"
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
+            f" {row['client_cpu_wait_share_max']:>5.0%}"
             f" {_ms(row['loop_lag_p99_ms']):>8} {row['workers']:>8}{flag}\n"
         )
     for line in warnings(results):
@@ -110,6 +113,13 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                 f"{worker.cpu_share:.0%} of a core, event-loop lag p99 {worker.lag_p99_ns / 1e6:.2f} ms; "
                 f"limits {BUSY_CPU_SHARE:.0%} and {BUSY_LAG_P99_NS / 1e6:g} ms): the latencies above "
                 "include time spent waiting for the client"
+            )
+        waiting = [w for w in result.workers if w.wait_share >= CPU_WAIT_SHARE]
+        if waiting:
+            worst = max(waiting, key=lambda w: w.wait_share)
+            lines.append(
+                f"{result.client} at {result.label}: the machine is busy: the client was ready to run but "
+                f"waited for a CPU {worst.wait_share:.0%} of the time ({worst.name}); latencies include it"
             )
         if not all(getattr(result, n).exact for n in LATENCIES):
             lines.append(

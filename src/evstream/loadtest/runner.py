@@ -79,10 +79,10 @@ class Target:
             response = await self.client.invoke_model_with_response_stream(
                 modelId=self.name, body=body, **self.params
             )
-        else:
-            response = await self.client.invoke_endpoint_with_response_stream(
-                EndpointName=self.name, Body=body, **self.params
-            )
+            return response["body"]
+        response = await self.client.invoke_endpoint_with_response_stream(
+            EndpointName=self.name, Body=body, **self.params
+        )
         return response["Body"]
 
 
@@ -124,7 +124,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
         if measured:
             measured_open += 1
             if window.measured_started == 1:
-                load.cpu_s = -time.process_time()
+                load.begin()
                 if step.requests:
                     window.start = clock_ns()
         try:
@@ -189,7 +189,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
             now = clock_ns()
             if step.requests:
                 window.end = now
-            load.cpu_s += time.process_time()
+            load.end()
             probe.recording = False
             done.set()
             watcher.cancel()
@@ -209,7 +209,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
 def _begin(probe: LagProbe, load: WorkerLoad, window: Window, step: Step) -> None:
     probe.recording = True
     if not step.requests:
-        load.cpu_s = -time.process_time()
+        load.begin()
 
 
 def run_step_sync(target: Target, step: Step, loop: str = "auto") -> StepResult:

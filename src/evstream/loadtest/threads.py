@@ -73,7 +73,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
                 state["open"] += 1
                 if step.requests and window.measured_started == 1:
                     window.start = clock_ns()
-                    load.cpu_s = -time.process_time()
+                    load.begin()
         local = StepResult("boto3")
         timer = StreamTimer(local, window, workload.counter(), measured)
         try:
@@ -112,7 +112,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
                 began = True
                 probe.recording = True
                 if not step.requests:
-                    load.cpu_s = -time.process_time()
+                    load.begin()
             with lock:
                 if window.closed and not state["open"]:
                     break
@@ -135,7 +135,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         else:
             result.errors["DrainTimeout"] = state["open"]
         end = clock_ns()
-        load.cpu_s += time.process_time()
+        load.end()
         probe.recording = False
         stop.set()
     # Threads still streaming (cool-down fillers) stop after their stream; the next step must not

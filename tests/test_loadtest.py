@@ -1,0 +1,352 @@
+"""The load tester's parts: histograms, latency profiles, workloads, token counting, the step runners."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from evstream import sagemaker
+from evstream.emulator import Behavior, EmulatorThread
+from evstream.emulator.latency import (
+    STAMP_FIELD,
+    Distribution,
+    Pacing,
+    clock_ns,
+    parse_duration,
+    stamp_record,
+)
+from evstream.loadtest import (
+    BEDROCK_FAMILIES,
+    TEMPLATES,
+    Histogram,
+    Step,
+    StepResult,
+    Target,
+    TokenCounter,
+    Workload,
+    load_prompts,
+    run_step_sync,
+)
+from evstream.loadtest.histogram import RELATIVE_ERROR, bucket_bounds, bucket_of
+
+pytest.importorskip("aiohttp", reason="the load tester drives the asyncio client (aiohttp)")
+pytest.importorskip("awscrt", reason="the client signs with awscrt")
+
+KEYS = {"aws_access_key_id": "AKIDTEST", "aws_secret_access_key": "secret", "region_name": "us-east-1"}
+
+
+# -- histograms -----------------------------------------------------------------------------------------
+
+
+def nearest_rank(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
+
+
+def test_buckets_cover_every_value_in_order() -> None:
+    last = -1
+    for value in [*range(3000), *(int(1.07**k) for k in range(120, 400))]:
+        index = bucket_of(value)
+        low, high = bucket_bounds(index)
+        assert low <= value <= high
+        assert index >= last
+        last = index
+        if value >= 512:
+            assert (high - low) / 2 <= low * RELATIVE_ERROR
+
+
+def test_exact_percentiles_while_samples_are_few() -> None:
+    rng = random.Random(1)
+    values = [rng.randrange(10**9) for _ in range(999)]
+    histogram = Histogram()
+    histogram.record_many(values)
+    assert histogram.exact
+    for q in (0, 1, 50, 90, 99, 99.9, 100):
+        assert histogram.percentile(q) == nearest_rank(values, q)
+    assert histogram.minimum == min(values) and histogram.maximum == max(values)
+    assert histogram.mean == pytest.approx(sum(values) / len(values))
+
+
+def test_bucket_percentiles_stay_within_the_relative_error() -> None:
+    rng = random.Random(2)
+    values = [int(rng.lognormvariate(16, 1.5)) for _ in range(5000)]
+    histogram = Histogram(exact_limit=100)
+    histogram.record_many(values)
+    assert not histogram.exact
+    for q in (10, 50, 90, 99, 99.9):
+        exact = nearest_rank(values, q)
+        assert abs(histogram.percentile(q) - exact) <= exact * RELATIVE_ERROR + 1
+    assert histogram.percentile(100) == max(values)
+
+
+@pytest.mark.parametrize("exact_limit", [100_000, 50])
+def test_merging_parts_gives_the_histogram_of_the_whole(exact_limit: int) -> None:
+    rng = random.Random(3)
+    values = [rng.randrange(10**8) for _ in range(3000)]
+    whole = Histogram(exact_limit)
+    whole.record_many(values)
+    parts = [Histogram(exact_limit) for _ in range(3)]
+    for n, value in enumerate(values):
+        parts[n % 3].record(value)
+    merged = Histogram(exact_limit)
+    for part in parts:
+        merged.merge(part)
+    assert merged.count == whole.count and merged.buckets == whole.buckets
+    assert merged.exact == whole.exact
+    for q in (50, 90, 99, 100):
+        assert merged.percentile(q) == whole.percentile(q)
+
+
+def test_histogram_travels_by_dict_and_pickle() -> None:
+    histogram = Histogram(exact_limit=10)
+    histogram.record_many(range(0, 10**6, 997))
+    assert Histogram.from_dict(json.loads(json.dumps(histogram.to_dict()))) == histogram
+    assert pickle.loads(pickle.dumps(histogram)) == histogram
+    broken = histogram.to_dict()
+    broken["count"] += 1
+    with pytest.raises(ValueError, match="do not add up"):
+        Histogram.from_dict(broken)
+    assert math.isnan(Histogram().percentile(50))
+    with pytest.raises(ValueError):
+        histogram.percentile(101)
+
+
+# -- latency profiles and stamps ------------------------------------------------------------------------
+
+
+def test_distributions_parse_and_sample() -> None:
+    assert parse_duration("200ms") == pytest.approx(0.2)
+    assert Distribution.parse("150us") == Distribution("constant", 150e-6)
+    assert Distribution.parse("normal:20ms,4ms") == Distribution("normal", 0.02, 0.004)
+    assert Distribution.parse("uniform:64,256", durations=False) == Distribution("uniform", 64, 256)
+    rng = random.Random(4)
+    lognormal = Distribution.parse("lognormal:20ms,5ms")
+    draws = [lognormal.sample(rng) for _ in range(20000)]
+    assert sum(draws) / len(draws) == pytest.approx(0.02, rel=0.03)
+    assert all(d >= 0 for d in draws)
+    uniform = Distribution.parse("uniform:1s,2s")
+    assert all(1 <= uniform.sample(rng) <= 2 for _ in range(100))
+    assert min(Distribution.parse("normal:1ms,5ms").sample(rng) for _ in range(200)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["200", "fast", "normal:20ms", "gamma:1ms,2ms", "uniform:2ms,1ms", "normal:-1ms,1ms", "constant:1ms,2ms"],
+)
+def test_bad_distributions_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        Distribution.parse(text)
+
+
+def test_pacing_follows_the_profile() -> None:
+    pacing = Pacing.of("200ms", "20ms", 0.0, seed=0)
+    assert pacing is not None
+    assert [round(pacing.next_due(n), 6) for n in range(4)] == [0.2, 0.22, 0.24, 0.26]
+    by_rate = Pacing.of("", "", 50.0, seed=0)
+    assert by_rate is not None
+    assert [round(by_rate.next_due(n), 6) for n in range(3)] == [0.0, 0.02, 0.04]
+    assert Pacing.of("", "", 0.0, seed=0) is None
+
+
+def test_stamps_are_json_members_taken_at_send_time() -> None:
+    record = b'data:{"token": {"text": " a"}}\n\n'
+    before = clock_ns()
+    stamped = stamp_record(record)
+    value = json.loads(stamped[5:])
+    assert before <= value[STAMP_FIELD] <= clock_ns()
+    assert value["token"] == {"text": " a"}
+    assert stamp_record(b"data: [DONE]\n\n") == b"data: [DONE]\n\n"
+
+
+def test_the_endpoint_refuses_stamps_on_straddled_parts_and_bad_profiles() -> None:
+    with pytest.raises(ValueError, match="straddle"):
+        Behavior(stamp=True, straddle=True)
+    with pytest.raises(ValueError, match="not a duration"):
+        Behavior(itl="20")
+
+
+# -- workloads and token counting ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_every_template_makes_a_json_body_with_the_output_length(template: str) -> None:
+    workload = Workload(template, output_tokens=Distribution("constant", 77), emulator={"stamp": True})
+    body = json.loads(workload.body(random.Random(0)))
+    assert "77" in json.dumps(body)
+    assert body["emulator"] == {"stamp": True, "tokens": 77}
+    assert workload.bedrock == (template in BEDROCK_FAMILIES)
+
+
+def test_prompts_from_jsonl(tmp_path: pytest.TempPathFactory) -> None:
+    path = tmp_path / "prompts.jsonl"  # type: ignore[operator]
+    path.write_text('{"prompt": "hi", "max_tokens": 5}\n\n{"text": "there"}\n')
+    prompts = load_prompts(str(path), 9)
+    assert [(p.text, p.max_tokens) for p in prompts] == [("hi", 5), ("there", 9)]
+    path.write_text('{"prompt": "hi"}\nnot json\n')
+    with pytest.raises(ValueError, match=r"prompts.jsonl:2: not JSON"):
+        load_prompts(str(path), 9)
+    path.write_text('{"prompt": 3}\n')
+    with pytest.raises(ValueError, match=r":1: want"):
+        load_prompts(str(path), 9)
+
+
+def tgi_records(n: int) -> bytes:
+    records = []
+    for i in range(n):
+        record = {"token": {"id": i, "text": f" t{i}", "special": i == 2}, "generated_text": None}
+        records.append(stamp_record(b"data:" + json.dumps(record).encode() + b"\n\n"))
+    return b"".join(records)
+
+
+@pytest.mark.parametrize("cut", [1, 7, 64, 100_000])
+def test_token_counter_counts_records_with_text_cut_anywhere(cut: int) -> None:
+    data = tgi_records(10)
+    counter = TokenCounter("tgi")
+    tokens = stamps = 0
+    for i in range(0, len(data), cut):
+        n, stamp = counter.feed(data[i : i + cut])
+        tokens += n
+        stamps += bool(stamp)
+    tokens += counter.close()
+    assert tokens == 9  # the special token carries no text
+    assert stamps >= 1
+
+
+def test_token_counter_gives_the_stamp_of_each_record() -> None:
+    counter = TokenCounter("tgi")
+    data = tgi_records(3)
+    records = [r + b"\n\n" for r in data.split(b"\n\n") if r]
+    stamps = [counter.feed(r)[1] for r in records]
+    assert stamps == [json.loads(r[5:])[STAMP_FIELD] for r in records]
+
+
+def test_token_counter_events_mode_reads_only_the_stamp() -> None:
+    counter = TokenCounter("tgi", "events")
+    record = stamp_record(b'data:{"token": {"text": "x"}}\n\n')
+    tokens, stamp = counter.feed(record)
+    assert tokens == 1 and stamp == json.loads(record[5:])[STAMP_FIELD]
+    assert counter.feed(b"no stamp here") == (1, 0)
+    with pytest.raises(ValueError):
+        TokenCounter("tgi", "guess")
+
+
+def test_token_counter_reads_bedrock_chunks() -> None:
+    counter = TokenCounter("anthropic")
+    chunks = [
+        {"type": "message_start", "message": {"role": "assistant"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " there"}},
+        {"type": "message_stop"},
+    ]
+    assert sum(counter.feed(json.dumps(c).encode())[0] for c in chunks) + counter.close() == 2
+
+
+# -- steps against the local endpoint -------------------------------------------------------------------
+
+TOKENS = 8
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[EmulatorThread]:
+    behavior = Behavior(ttft="constant:30ms", itl="uniform:2ms,4ms", stamp=True, tokens=TOKENS)
+    with EmulatorThread(behavior=behavior) as server:
+        yield server
+
+
+def target(endpoint: EmulatorThread, template: str = "tgi", **emulator: object) -> Target:
+    client_factory = (
+        sagemaker.bedrock_async_client if template in BEDROCK_FAMILIES else sagemaker.async_client
+    )
+    client = client_factory(endpoint_url=endpoint.url, max_pool_connections=16, max_attempts=1, **KEYS)
+    workload = Workload(
+        template,
+        output_tokens=Distribution("constant", TOKENS),
+        emulator=dict(emulator),
+        stream_format="lmi" if template in BEDROCK_FAMILIES else "",
+    )
+    return Target(client, "model", workload)
+
+
+def test_a_concurrency_step_measures_every_token(endpoint: EmulatorThread) -> None:
+    result = run_step_sync(target(endpoint), Step(concurrency=4, duration=0.6, warmup=0.2), "asyncio")
+    assert result.errors == {}
+    assert result.requests >= 4
+    assert result.output_tokens == result.requests * TOKENS
+    assert result.ttft.count == result.e2e.count == result.requests
+    assert result.itl.count == result.requests * (TOKENS - 1)
+    assert result.delay.count == result.requests * TOKENS  # every record was stamped
+    assert result.ttft.minimum >= 30e6  # the endpoint waits 30 ms before the first token
+    assert result.e2e.minimum >= 30e6 + (TOKENS - 1) * 2e6
+    assert 0 < result.delay.percentile(50) < result.ttft.minimum
+    assert result.window_tokens > 0 and result.tokens_per_s > 0 and result.requests_per_s > 0
+    (load,) = result.workers
+    assert load.events == result.window_events and load.cpu_s > 0 and load.streams == 4
+    assert result.lag.count > 0
+
+
+def test_a_request_count_step_measures_exactly_that_many(endpoint: EmulatorThread) -> None:
+    result = run_step_sync(target(endpoint), Step(concurrency=3, requests=7, warmup=0.1), "asyncio")
+    assert result.requests == 7 and result.e2e.count == 7 and result.errors == {}
+
+
+def test_an_open_loop_step_sends_poisson_arrivals(endpoint: EmulatorThread) -> None:
+    result = run_step_sync(target(endpoint), Step(rate=40.0, duration=0.8, warmup=0.1, seed=5), "asyncio")
+    assert result.errors == {}
+    assert 10 <= result.requests <= 90  # 32 expected
+    assert result.output_tokens == result.requests * TOKENS
+
+
+def test_bedrock_steps_count_tokens_from_chunks(endpoint: EmulatorThread) -> None:
+    result = run_step_sync(
+        target(endpoint, "anthropic"), Step(concurrency=2, requests=4, warmup=0), "asyncio"
+    )
+    assert result.errors == {} and result.requests == 4
+    assert result.output_tokens == 4 * TOKENS
+
+
+def test_errors_are_counted_by_class(endpoint: EmulatorThread) -> None:
+    failing = target(endpoint, fault="model-stream-error", after=2)
+    result = run_step_sync(failing, Step(concurrency=2, requests=4, warmup=0), "asyncio")
+    assert result.requests == 0
+    assert result.errors == {"ModelStreamError": 4}
+
+
+def test_boto3_thread_per_stream_runs_the_same_step(endpoint: EmulatorThread) -> None:
+    pytest.importorskip("boto3")
+    from evstream.loadtest import Boto3Target, run_step_threads
+
+    workload = Workload("tgi", output_tokens=Distribution("constant", TOKENS), emulator={})
+    boto = Boto3Target("model", workload, endpoint_url=endpoint.url, **KEYS)
+    result = run_step_threads(boto, Step(concurrency=3, duration=0.5, warmup=0.2))
+    assert result.client == "boto3" and result.errors == {}
+    assert result.requests >= 3
+    assert result.output_tokens == result.requests * TOKENS
+    assert result.delay.count == result.requests * TOKENS
+    assert result.ttft.minimum >= 30e6
+
+
+def test_step_results_merge_and_travel(endpoint: EmulatorThread) -> None:
+    a = run_step_sync(target(endpoint), Step(concurrency=2, requests=3, warmup=0), "asyncio")
+    b = run_step_sync(target(endpoint), Step(concurrency=1, requests=2, warmup=0), "asyncio")
+    merged = StepResult.merged([StepResult.from_dict(a.to_dict()), StepResult.from_dict(b.to_dict())])
+    assert merged.concurrency == 3 and merged.requests == 5
+    assert merged.ttft.count == 5 and merged.ttft.maximum == max(a.ttft.maximum, b.ttft.maximum)
+    assert len(merged.workers) == 2
+    assert merged.window_tokens == a.window_tokens + b.window_tokens
+
+
+def test_steps_are_checked_and_split() -> None:
+    with pytest.raises(ValueError):
+        Step(concurrency=2, rate=1.0)
+    with pytest.raises(ValueError):
+        Step(concurrency=2, duration=0)
+    parts = [Step(concurrency=7, requests=10).split(3, i) for i in range(3)]
+    assert [p.concurrency for p in parts] == [3, 2, 2] and sum(p.requests for p in parts) == 10
+    assert len({p.seed for p in parts}) == 3
+    with pytest.raises(ValueError, match="at least 4"):
+        Step(concurrency=3).split(4, 0)
