@@ -36,7 +36,6 @@ __all__ = [
     "incomplete_frame",
     "non_payload",
     "response_dict",
-    "unexpected_response",
 ]
 
 EVENTSTREAM = "application/vnd.amazon.eventstream"
@@ -235,9 +234,6 @@ class BaseClient:
             return full_jitter(attempts, self.config.backoff_base, self.config.backoff_max or 20.0)
         return delay
 
-    def _backoff(self, attempt: int) -> float:
-        return full_jitter(attempt, self.config.backoff_base or 1.0, self.config.backoff_max or 20.0)
-
     def _http_error(self, status: int, headers: Mapping[str, str], body: bytes, attempts: int) -> Exception:
         """The error for a response that is not a 200 event stream (``body``: at most its first MiB)."""
         if status == 200:
@@ -245,7 +241,7 @@ class BaseClient:
                 "Expected an event stream, got Content-Type "
                 f"{ {k.lower(): v for k, v in headers.items()}.get('content-type')!r}"
             )
-            error.retryable = False  # type: ignore[misc]
+            error.retryable = False
             return error
         return self._control.http_error(status, headers, body, attempts)
 
@@ -306,19 +302,6 @@ class StreamState:
         self.request_id: str | None = None
 
 
-def unexpected_response(status: int, headers: Mapping[str, str], body: bytes) -> Exception:
-    """The error for a response that is not a 200 event stream, parsed without a service model (the
-    clients use their botocore model through ``BaseClient._http_error``)."""
-    if status == 200:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        error = IncompleteStream(
-            f"Expected an event stream, got Content-Type {lowered.get('content-type')!r}"
-        )
-        error.retryable = False  # type: ignore[misc]
-        return error
-    return _errors.unmodelled_http_error(status, headers, body)
-
-
 def incomplete_frame(exc: TruncatedStream, request_id: str | None) -> IncompleteStream:
     """The body ended inside an event-stream frame."""
     return IncompleteStream(
@@ -327,12 +310,14 @@ def incomplete_frame(exc: TruncatedStream, request_id: str | None) -> Incomplete
 
 
 def first_byte_timeout(timeout: float, request_id: str | None) -> FirstByteTimeout:
-    return FirstByteTimeout(
+    error: FirstByteTimeout = FirstByteTimeout(
         f"No event within first_byte_timeout={timeout:g} s", timeout, request_id=request_id
     )
+    return error
 
 
 def event_timeout(timeout: float, request_id: str | None) -> EventTimeout:
-    return EventTimeout(
+    error: EventTimeout = EventTimeout(
         f"No event within event_timeout={timeout:g} s of the last one", timeout, request_id=request_id
     )
+    return error

@@ -230,7 +230,7 @@ class ControlPlane:
             kwargs: dict[str, Any] = {"response": (http, response), "caught_exception": None}
         else:
             kwargs = {"response": None, "caught_exception": error}
-        handler, delay = self.client.meta.events.emit_until_response(
+        _, delay = self.client.meta.events.emit_until_response(
             f"needs-retry.{self.service_id}.{self.operation_name}",
             endpoint=self.client._endpoint,
             operation=self.operation_model,
@@ -269,7 +269,7 @@ class ControlPlane:
         if self.scheme != "https":
             return None
         session = self._http_session
-        context = create_urllib3_context()
+        context: ssl.SSLContext = create_urllib3_context()
         if session._verify:
             context.verify_mode = ssl.CERT_REQUIRED
             context.check_hostname = True

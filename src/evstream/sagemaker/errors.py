@@ -76,7 +76,7 @@ class ParamValidationError(_botocore.ParamValidationError, SageMakerRuntimeError
 
     def __init__(self, message: str = "", **kwargs: Any) -> None:
         report = kwargs.pop("report", message)
-        super().__init__(report=report, **kwargs)
+        super().__init__(report=report, **kwargs)  # type: ignore[call-arg]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.kwargs["report"],)
@@ -415,29 +415,3 @@ def stream_exception(
         error["ErrorCode"] = members.pop("ErrorCode")
     cls = _STREAM_CLASSES.get(exception_type, UnmodelledStreamError)
     return cls({"Error": error, "ResponseMetadata": metadata, **members}, operation_name)
-
-
-def unmodelled_http_error(
-    status: int, headers: Mapping[str, str], body: bytes, attempts: int = 1
-) -> ServiceError:
-    """An HTTP error parsed without a service model (rest-json: type in x-amzn-ErrorType, or the body)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    try:
-        document = json.loads(body) if body else {}
-        if not isinstance(document, dict):
-            document = {}
-    except ValueError:
-        document = {}
-    code = lowered.get("x-amzn-errortype") or document.get("__type") or document.get("code") or ""
-    code = code.split(":", 1)[0].rsplit("#", 1)[-1] or f"HTTP{status}"
-    message = document.get("Message") or document.get("message") or body.decode("utf-8", "replace")
-    members = {k: v for k, v in document.items() if k not in ("Message", "message", "__type", "code")}
-    response = error_response(
-        code, message, status=status, headers=headers, attempts=attempts, members=members
-    )
-    cls = service_error_class(code, status)
-    return cls(response, "")  # type: ignore[no-any-return]
-
-
-def service_error(status: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
-    return unmodelled_http_error(status, headers, body)
