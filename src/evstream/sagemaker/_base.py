@@ -10,6 +10,7 @@ from typing import Any
 
 import botocore
 import botocore.config
+import botocore.eventstream
 
 from ..errors import TruncatedStream
 from . import errors as _errors
@@ -300,6 +301,12 @@ class StreamState:
         self._delivered = False
         self._closed = False
         self.request_id: str | None = None
+
+    def get_initial_response(self) -> dict[str, Any]:
+        """boto3's ``EventStream.get_initial_response()``. These operations have no ``initial-response``
+        event, so it raises botocore's ``NoInitialResponseError`` as boto3 does, without consuming the
+        first event (boto3 reads and drops it)."""
+        raise botocore.eventstream.NoInitialResponseError()
 
 
 def incomplete_frame(exc: TruncatedStream, request_id: str | None) -> IncompleteStream:
