@@ -27,6 +27,20 @@ class _UpstreamBroken(Exception):
     """The container's response is not well-formed HTTP/1.1."""
 
 
+# What a container's broken answer raises while it is read (ValueError: a line over the reader's limit).
+_BROKEN = (_UpstreamBroken, ConnectionError, asyncio.IncompleteReadError, ValueError)
+
+
+async def _collect(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    parts, size = [], 0
+    async for data in chunks:
+        size += len(data)
+        if size > limit:
+            raise _UpstreamBroken
+        parts.append(data)
+    return b"".join(parts)
+
+
 class Upstream:
     """A model container reached at ``url`` (``http://`` or ``https://``)."""
 
@@ -79,7 +93,7 @@ class Upstream:
             up_writer.write(f"POST /invocations HTTP/1.1\r\n{head}\r\n".encode("latin-1") + request.body)
             try:
                 status, up_headers = await asyncio.wait_for(_response_head(up_reader, limits), self.timeout)
-            except (_UpstreamBroken, ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            except (*_BROKEN, asyncio.TimeoutError):
                 raise HTTPError(
                     424, "ModelError", "the container sent no valid response", OriginalStatusCode=502
                 ) from None
@@ -87,8 +101,8 @@ class Upstream:
             chunks = _body(up_reader, up_headers, limits)
             if status != 200 or whole:
                 try:
-                    body = b"".join([c async for c in chunks])
-                except (_UpstreamBroken, ConnectionError, asyncio.IncompleteReadError):
+                    body = await _collect(chunks, limits.max_body)
+                except _BROKEN:
                     raise HTTPError(
                         424, "ModelError", "the container's response was cut short", OriginalStatusCode=502
                     ) from None
@@ -113,7 +127,7 @@ class Upstream:
                 async for data in chunks:
                     writer.write(chunk(payload_part(data)))
                     await writer.drain()
-            except (_UpstreamBroken, ConnectionError, asyncio.IncompleteReadError):
+            except _BROKEN:
                 error = {"Message": "The model container closed the stream", "ErrorCode": "StreamBroken"}
                 writer.write(chunk(exception_frame("ModelStreamError", error)) + b"0\r\n\r\n")
                 await writer.drain()
