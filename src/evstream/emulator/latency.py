@@ -158,8 +158,10 @@ class Pacing:
 
 
 def distribution(text: str) -> str:
-    """``text`` if it parses as a duration distribution (an argparse ``type``: errors name it)."""
-    Distribution.parse(text)
+    """``text`` if it parses as a duration distribution, or "" for none (an argparse ``type``, which
+    argparse also applies to the default "")."""
+    if text:
+        Distribution.parse(text)
     return text
 
 
