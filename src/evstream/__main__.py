@@ -1,7 +1,8 @@
-"""``python -m evstream``: demo, serve, invoke, decode, bench.
+"""python -m evstream: the command line (demo, serve, invoke, decode, bench, loadtest).
 
-Each subcommand is an ``add_<name>(subparsers)`` function that registers its arguments and sets
-``func``; a new subcommand (``decode``, ``bench``) is one more function in ``COMMANDS``.
+Each subcommand is an ``add_<name>(subparsers)`` function that registers its arguments, description and
+example, and sets ``func``. Errors: every mistake is one line on stderr and an exit status (see
+``EXIT_STATUSES``); ``EVSTREAM_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -9,17 +10,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable
 from typing import Any, TextIO
+
+from .cli import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    ArgumentParser,
+    CommandError,
+    UsageError,
+    command_help,
+    non_negative_float,
+    non_negative_int,
+    one_line,
+    os_error,
+    port_number,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["COMMANDS", "main"]
 
 Subparsers = Any  # argparse._SubParsersAction is private
-
 
 # -- serve ------------------------------------------------------------------------------------------
 
@@ -27,55 +47,97 @@ Subparsers = Any  # argparse._SubParsersAction is private
 def add_serve(subparsers: Subparsers) -> None:
     from .emulator import FAULTS, FORMATS
     from .emulator.latency import add_latency_arguments
+    from .emulator.sigv4 import ACCESS_KEY_ENV, SECRET_KEY_ENV
 
     parser = subparsers.add_parser(
         "serve",
-        help="run the local SageMaker-compatible streaming endpoint",
-        description="A local endpoint for InvokeEndpointWithResponseStream (boto3 works against it with "
-        "endpoint_url). Per request, a JSON body can override these defaults: "
-        '{"inputs": "...", "emulator": {"tokens": 100, "fault": "model-stream-error", "after": 5}}.',
+        help="run the local SageMaker- and Bedrock-compatible streaming endpoint",
+        **command_help(
+            "A local endpoint for SageMaker InvokeEndpointWithResponseStream and Bedrock\n"
+            "InvokeModelWithResponseStream: boto3 and evstream work against it with endpoint_url.\n"
+            "It streams a generation in the container format or Bedrock model family of --format.\n"
+            "A JSON request body can override the defaults per request, e.g.\n"
+            '  {"inputs": "...", "emulator": {"tokens": 100, "format": "anthropic"}}.\n'
+            "With keys it checks SigV4 signatures: the access key id from --access-key or\n"
+            f"{ACCESS_KEY_ENV}, the secret from --secret-key-file or {SECRET_KEY_ENV}\n"
+            "(never on the command line, where other users of the machine can read it).",
+            [
+                "python -m evstream serve --port 8080 --format openai --log",
+                "python -m evstream serve --port 0 --format anthropic --tokens 200 --rate 40",
+            ],
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (0 picks a free one; default: 8080)")
-    parser.add_argument("--format", choices=FORMATS, default="tgi", help="token stream format")
-    parser.add_argument("--tokens", type=int, default=64, help="tokens per generation")
-    parser.add_argument("--rate", type=float, default=0.0, help="tokens per second (0: as fast as possible)")
+    parser.add_argument(
+        "--port", type=port_number, default=8080, help="port (0 picks a free one; default 8080)"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="tgi", help="container format or Bedrock family (default tgi)"
+    )
+    parser.add_argument("--tokens", type=non_negative_int, default=64, help="tokens per generation")
+    parser.add_argument(
+        "--rate", type=non_negative_float, default=0.0, help="tokens per second (0: as fast as possible)"
+    )
     add_latency_arguments(parser)
-    parser.add_argument("--chunk-events", type=int, default=1, help="event-stream frames per HTTP chunk")
+    parser.add_argument(
+        "--chunk-events", type=positive_int, default=1, help="event-stream frames per HTTP chunk"
+    )
     parser.add_argument("--straddle", action="store_true", help="cut parts across lines and UTF-8 characters")
     parser.add_argument("--fault", choices=FAULTS, default="", help="inject this error in every response")
-    parser.add_argument("--after", type=int, default=0, help="events sent before an in-stream fault")
-    parser.add_argument("--access-key", help="verify SigV4 signatures made with this key id ...")
-    parser.add_argument("--secret-key", help="... and this secret key")
+    parser.add_argument(
+        "--after", type=non_negative_int, default=0, help="events sent before an in-stream fault"
+    )
+    parser.add_argument(
+        "--access-key", help=f"check SigV4 signatures made with this key id ({ACCESS_KEY_ENV})"
+    )
+    parser.add_argument(
+        "--secret-key-file", help=f"file whose first line is the secret key ({SECRET_KEY_ENV})"
+    )
     parser.add_argument("--upstream", help="proxy mode: URL of a model container (POST /invocations)")
+    parser.add_argument(
+        "--log",
+        action="store_true",
+        help="one line per request on stderr: method, path, status, events, time",
+    )
     parser.set_defaults(func=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
     from .emulator import Behavior, Emulator
+    from .emulator.sigv4 import load_credentials
 
-    behavior = Behavior(
-        format=args.format,
-        tokens=args.tokens,
-        rate=args.rate,
-        chunk_events=args.chunk_events,
-        straddle=args.straddle,
-        fault=args.fault,
-        after=args.after,
-        ttft=args.ttft,
-        itl=args.itl,
-        stamp=args.stamp,
-    )
-    if bool(args.access_key) != bool(args.secret_key):
-        print("--access-key and --secret-key go together", file=sys.stderr)
-        return 2
-    credentials = {args.access_key: args.secret_key} if args.access_key else None
+    try:
+        behavior = Behavior(
+            format=args.format,
+            tokens=args.tokens,
+            rate=args.rate,
+            chunk_events=args.chunk_events,
+            straddle=args.straddle,
+            fault=args.fault,
+            after=args.after,
+            ttft=args.ttft,
+            itl=args.itl,
+            stamp=args.stamp,
+        )
+        credentials = load_credentials(args.access_key, args.secret_key_file)
+    except OSError as exc:
+        raise UsageError(f"cannot read the secret key file: {os_error(exc)}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     emulator = Emulator(
-        args.host, args.port, behavior=behavior, credentials=credentials, upstream=args.upstream
+        args.host,
+        args.port,
+        behavior=behavior,
+        credentials=credentials,
+        upstream=args.upstream,
+        on_request=_request_logger(sys.stderr) if args.log else None,
     )
 
     async def run() -> None:
-        await emulator.start()
+        try:
+            await emulator.start()
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {args.host}:{args.port}: {os_error(exc)}") from None
         print(f"evstream endpoint listening on {emulator.url}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -90,7 +152,19 @@ def serve(args: argparse.Namespace) -> int:
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    return 0
+    return EXIT_OK
+
+
+def _request_logger(out: TextIO) -> Callable[[Any, int, float], None]:
+    def log(request: Any, status: int, seconds: float) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        out.write(
+            f"{stamp} {request.method} {request.path} {status} "
+            f"{request.events} events {seconds * 1000:.1f} ms\n"
+        )
+        out.flush()
+
+    return log
 
 
 # -- invoke -----------------------------------------------------------------------------------------
@@ -99,257 +173,127 @@ def serve(args: argparse.Namespace) -> int:
 def add_invoke(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "invoke",
-        help="stream from an endpoint with the evstream client",
-        description="Call InvokeEndpointWithResponseStream and print the output as it arrives. "
-        "Credentials and region are found as boto3 finds them.",
+        help="stream from a SageMaker endpoint (or a Bedrock model) with the evstream client",
+        **command_help(
+            "Call InvokeEndpointWithResponseStream (with --bedrock, InvokeModelWithResponseStream on the\n"
+            "model id) and print the output as it arrives. Credentials, region and endpoint are found as\n"
+            "boto3 finds them; --no-sign-request sends unsigned requests (the local endpoint without keys).\n"
+            "--output tokens prints the generated text of any container format or Bedrock family,\n"
+            "detected from the stream (--format names it); an error the model reports inside the stream\n"
+            "ends the command with status 1.",
+            [
+                'python -m evstream invoke my-endpoint \'{"inputs": "Hi"}\' --output tokens',
+                "python -m evstream invoke demo @request.json --endpoint-url http://127.0.0.1:8080 "
+                "--no-sign-request --capture out.capture",
+            ],
+        ),
     )
-    parser.add_argument("endpoint_name")
-    parser.add_argument("body", help="request body, or @FILE to read it from a file")
-    parser.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8080 for `python -m evstream serve`")
-    parser.add_argument("--region")
-    parser.add_argument("--profile")
-    parser.add_argument("--content-type", default="application/json")
-    parser.add_argument("--accept")
-    parser.add_argument("--custom-attributes")
-    parser.add_argument("--inference-component")
-    parser.add_argument("--target-variant")
-    parser.add_argument("--session-id")
+    parser.add_argument("endpoint_name", help="endpoint name (with --bedrock: the model id)")
+    parser.add_argument("body", help="request body, or @FILE to read it from a file (@- for stdin)")
+    parser.add_argument("--bedrock", action="store_true", help="invoke a Bedrock model instead")
+    parser.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:8080 for python -m evstream serve")
+    parser.add_argument(
+        "--region", help="AWS region (default: as boto3 finds it; us-east-1 with --endpoint-url)"
+    )
+    parser.add_argument("--profile", help="a profile of the AWS config files")
+    parser.add_argument("--no-sign-request", action="store_true", help="do not sign (no credentials needed)")
+    from .invoke_cli import REQUEST_PARAMETERS
+
+    for option, _, text in REQUEST_PARAMETERS:
+        parser.add_argument(option, help=text)
+    parser.add_argument("--connect-timeout", type=positive_float, help="seconds to connect")
+    parser.add_argument(
+        "--first-byte-timeout", type=positive_float, help="seconds to the answer and first event"
+    )
+    parser.add_argument("--event-timeout", type=positive_float, help="seconds allowed between two events")
+    parser.add_argument("--max-attempts", type=positive_int, help="attempts in all, retries included")
     parser.add_argument(
         "--output",
-        choices=("tokens", "raw", "lines", "events"),
+        choices=("tokens", "raw", "lines", "events", "json"),
         default="tokens",
-        help="tokens: generated text (TGI/LMI/OpenAI); raw: payload bytes; lines; events: boto3's dicts",
+        help="tokens: generated text; raw: payload bytes; lines; json: one record per line; "
+        "events: boto3's event dicts (default tokens)",
+    )
+    parser.add_argument("--format", help="stream format for --output tokens/json (default: detected)")
+    parser.add_argument(
+        "--capture", metavar="FILE", help="also record the stream's bytes to FILE (see decode)"
     )
     parser.set_defaults(func=invoke)
 
 
 def invoke(args: argparse.Namespace) -> int:
-    from . import sagemaker
+    from .invoke_cli import run_invoke
 
-    body: bytes
-    if args.body.startswith("@"):
-        with open(args.body[1:], "rb") as handle:
-            body = handle.read()
-    else:
-        body = args.body.encode()
-    params: dict[str, Any] = {
-        "EndpointName": args.endpoint_name,
-        "Body": body,
-        "ContentType": args.content_type,
-    }
-    for name, value in (
-        ("Accept", args.accept),
-        ("CustomAttributes", args.custom_attributes),
-        ("InferenceComponentName", args.inference_component),
-        ("TargetVariant", args.target_variant),
-        ("SessionId", args.session_id),
-    ):
-        if value is not None:
-            params[name] = value
-    try:
-        client = sagemaker.client(
-            region_name=args.region, endpoint_url=args.endpoint_url, profile_name=args.profile
-        )
-        with client:
-            response = client.invoke_endpoint_with_response_stream(**params)
-            with response["Body"] as stream:
-                out = sys.stdout
-                if args.output == "tokens":
-                    _print_stream(stream.tokens(), out)
-                elif args.output == "lines":
-                    _print_stream((line + "\n" for line in stream.lines()), out)
-                elif args.output == "raw":
-                    for payload in stream.payloads():
-                        out.buffer.write(payload)
-                        out.buffer.flush()
-                else:
-                    _print_stream((repr(event) + "\n" for event in stream), out)
-    except sagemaker.SageMakerRuntimeError as exc:
-        print(f"\nerror: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_invoke(args)
 
 
-def _print_stream(pieces: Iterator[str], out: TextIO) -> None:
-    last = "\n"
-    for piece in pieces:
-        out.write(piece)
-        out.flush()
-        last = piece[-1:] or last
-    if last != "\n":
-        out.write("\n")
-
-
-# -- demo -------------------------------------------------------------------------------------------
+# -- demo, decode, bench, loadtest (their modules own their arguments) ------------------------------------
 
 
 def add_demo(subparsers: Subparsers) -> None:
+    from .demo import add_demo_arguments, run_demo
+
     parser = subparsers.add_parser(
         "demo",
-        help="start a local endpoint, stream a generation, then race evstream against boto3",
-        description="Starts the local endpoint in another process on a free loopback port, streams a "
-        "generation through the evstream client, then streams the same events with evstream and with "
-        "boto3 (when installed) and prints events/s and client CPU per event. Exits 0 only if every "
-        "stream was complete and identical.",
+        help="start a local endpoint, stream a generation, then compare client CPU per event",
+        **command_help(
+            "Starts the local endpoint in another process, streams a generation token by token with\n"
+            "evstream (a SageMaker TGI container, then Bedrock Claude), then measures the client CPU per\n"
+            "event of boto3, boto3 with evstream's drop-in, and evstream's client reading the same events.\n"
+            "Exits 0 only if every stream was complete and identical.",
+            ["python -m evstream demo", "python -m evstream demo --events 5000 --rounds 1"],
+        ),
     )
-    parser.add_argument("--events", type=int, default=20_000, help="events per benchmark stream")
-    parser.add_argument("--rounds", type=int, default=3, help="streams per client (the best is shown)")
-    parser.add_argument("--rate", type=float, default=50.0, help="tokens per second of the first generation")
-    parser.add_argument("--no-boto3", action="store_true", help="skip the boto3 side")
-    parser.set_defaults(func=demo)
-
-
-class _Progress:
-    def __init__(self, total: int, out: TextIO) -> None:
-        self.total = total
-        self.done = 0
-        self.out = out
-        self.live = out.isatty()
-        self.shown = -1
-
-    def advance(self, label: str, amount: int = 1) -> None:
-        self.done += amount
-        percent = min(100, self.done * 100 // max(1, self.total))
-        if self.live and percent != self.shown:
-            self.shown = percent
-            bar = "#" * (percent // 4) + "." * (25 - percent // 4)
-            self.out.write(f"\r  [{bar}] {percent:3d}% {label:<10}")
-            self.out.flush()
-
-    def finish(self) -> None:
-        if self.live:
-            self.out.write("\r" + " " * 60 + "\r")
-            self.out.flush()
-
-
-def _race(
-    name: str, stream: Callable[[], Iterator[bytes]], rounds: int, events: int, progress: _Progress
-) -> tuple[float, float, bytes]:
-    """Best (CPU us per event, events per second) over rounds, and the bytes of the last stream."""
-    best_cpu = best_rate = 0.0
-    data = b""
-    for _ in range(rounds):
-        parts = []
-        cpu = time.process_time()
-        wall = time.perf_counter()
-        step = max(1, events // 50)
-        for n, part in enumerate(stream(), 1):
-            parts.append(part)
-            if n % step == 0:
-                progress.advance(name, step)
-        cpu = time.process_time() - cpu
-        wall = time.perf_counter() - wall
-        progress.advance(name, len(parts) % step)
-        data = b"".join(parts)
-        if len(parts) != events:
-            raise RuntimeError(f"{name}: {len(parts)} events instead of {events}")
-        per_event = cpu / events * 1e6
-        best_cpu = per_event if not best_cpu else min(best_cpu, per_event)
-        best_rate = max(best_rate, events / wall)
-    return best_cpu, best_rate, data
-
-
-def demo(args: argparse.Namespace) -> int:
-    from . import IMPLEMENTATION, sagemaker
-    from .emulator import Behavior, EmulatorProcess, generate_text
-
-    out = sys.stdout
-    keys = {"aws_access_key_id": "AKIDEVSTREAMDEMO", "aws_secret_access_key": "demo-secret"}
-    ok = True
-    with EmulatorProcess(
-        "--access-key", keys["aws_access_key_id"], "--secret-key", keys["aws_secret_access_key"]
-    ) as endpoint:
-        out.write(f"Local endpoint on {endpoint.url} (another process, SigV4 checked)\n\n")
-        client = sagemaker.client(region_name="us-east-1", endpoint_url=endpoint.url, **keys)
-        # 1. A generation, printed token by token as it arrives.
-        tokens = 48
-        request = {
-            "inputs": "Tell me about event streams",
-            "parameters": {"max_new_tokens": tokens},
-            "emulator": {"format": "tgi", "rate": args.rate, "straddle": True},
-        }
-        out.write("Streaming a generation (TGI format, parts cut across lines and characters):\n\n  ")
-        response = client.invoke_endpoint_with_response_stream(
-            EndpointName="demo-llm", Body=json.dumps(request), ContentType="application/json"
-        )
-        text = []
-        for token in response["Body"].tokens():
-            text.append(token)
-            out.write(token.replace("\n", "\n  "))
-            out.flush()
-        expected = generate_text(Behavior(tokens=tokens))
-        complete = "".join(text) == expected
-        ok &= complete
-        out.write(f"\n\n  {'complete' if complete else 'INCOMPLETE'}: {len(text)} tokens\n\n")
-
-        # 2. The same events through evstream and boto3.
-        events = args.events
-        body = json.dumps({"emulator": {"format": "raw", "tokens": events, "chunk_events": 1}})
-        expected_bytes = generate_text(Behavior(tokens=events)).encode()
-
-        def ours() -> Iterator[bytes]:
-            result = client.invoke_endpoint_with_response_stream(EndpointName="demo-bench", Body=body)
-            stream: sagemaker.EventStream = result["Body"]
-            return stream.payloads()
-
-        racers: list[tuple[str, Callable[[], Iterator[bytes]]]] = [("evstream", ours)]
-        if not args.no_boto3:
-            try:
-                import boto3
-            except ImportError:
-                out.write("boto3 is not installed: skipping the comparison\n")
-            else:
-                reference = boto3.client(
-                    "sagemaker-runtime", region_name="us-east-1", endpoint_url=endpoint.url, **keys
-                )
-
-                def theirs() -> Iterator[bytes]:
-                    result = reference.invoke_endpoint_with_response_stream(
-                        EndpointName="demo-bench", Body=body
-                    )
-                    return (event["PayloadPart"]["Bytes"] for event in result["Body"])
-
-                racers.append(("boto3", theirs))
-        out.write(f"Streaming {events:,} token events, one per HTTP chunk, {args.rounds} rounds each:\n")
-        progress = _Progress(events * args.rounds * len(racers), sys.stderr)
-        results = []
-        try:
-            for name, stream in racers:
-                results.append((name, *_race(name, stream, args.rounds, events, progress)))
-        finally:
-            progress.finish()
-        for name, cpu, rate, data in results:
-            identical = data == expected_bytes
-            ok &= identical
-            out.write(
-                f"  {name:<9} {rate:>10,.0f} events/s  {cpu:6.2f} us client CPU/event  "
-                f"{'complete and identical' if identical else 'MISMATCH'}\n"
-            )
-        if len(results) == 2:
-            out.write(
-                f"\n  evstream uses {results[1][1] / results[0][1]:.1f}x less client CPU per event "
-                f"than boto3 (codec: {IMPLEMENTATION})\n"
-            )
-        client.close()
-    out.write("\nOK\n" if ok else "\nFAILED: a stream was incomplete or differed\n")
-    return 0 if ok else 1
-
-
-# -- decode and bench (evstream.capture and evstream.bench own their arguments) -------------------------
+    add_demo_arguments(parser)
+    parser.set_defaults(func=run_demo)
 
 
 def add_decode(subparsers: Subparsers) -> None:
-    from .capture import add_decode_arguments, run_decode
+    parser = subparsers.add_parser(
+        "decode",
+        help="decode a capture or a raw event-stream file",
+        **command_help(
+            "Reads a capture (recorded by invoke --capture or bench --capture) or a raw event-stream file\n"
+            "and prints its messages as JSON lines (headers, payload); with --text or --tokens, the text\n"
+            "the payloads carry, or the generated text of the model stream they hold. A corrupt stream\n"
+            "prints the messages before the bad frame, then the error, and exits 1.",
+            [
+                "python -m evstream decode out.capture",
+                "python -m evstream decode out.capture --tokens",
+                "python -m evstream decode stream.bin --chunk-size 7",
+            ],
+        ),
+    )
+    parser.add_argument("file", help="a capture (JSON lines) or a raw event stream; - for stdin")
+    parser.add_argument(
+        "--chunk-size", type=positive_int, metavar="N", help="feed the decoder N bytes at a time"
+    )
+    view = parser.add_mutually_exclusive_group()
+    view.add_argument("--text", action="store_true", help="print the payloads as text")
+    view.add_argument("--tokens", action="store_true", help="print the generated text (format detected)")
+    parser.add_argument("--format", help="stream format for --tokens (default: detected)")
+    parser.add_argument("-o", "--output", default="-", help="where to write (default stdout)")
+    parser.set_defaults(func=decode)
 
-    parser = subparsers.add_parser("decode", help="decode a capture or raw stream to JSON lines")
-    add_decode_arguments(parser)
-    parser.set_defaults(func=run_decode)
+
+def decode(args: argparse.Namespace) -> int:
+    from .decode_cli import run_decode
+
+    return run_decode(args)
 
 
 def add_bench(subparsers: Subparsers) -> None:
     from .bench import add_bench_arguments, run_cli
 
-    parser = subparsers.add_parser("bench", help="benchmark evstream against its peers on this machine")
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark evstream against its peers on this machine",
+        **command_help(
+            "Measures evstream's codec, CRC and clients against boto3/botocore, aiobotocore and the\n"
+            "floors of this machine, in one run, and prints the ratios (see the README's Performance).",
+            ["python -m evstream bench", "python -m evstream bench --quick"],
+        ),
+    )
     add_bench_arguments(parser)
     parser.set_defaults(func=run_cli)
 
@@ -370,15 +314,81 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evstream", description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    from . import CRC32_BACKEND, IMPLEMENTATION, __version__
+
+    parser = ArgumentParser(
+        prog="python -m evstream",
+        description="evstream: a fast AWS event stream codec and SageMaker/Bedrock streaming client.\n"
+        "Commands: demo, serve (a local endpoint), invoke, decode, bench, loadtest.",
+        epilog="example:\n  python -m evstream demo\n  python -m evstream COMMAND --help\n\n" + EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"evstream {__version__} (codec: {IMPLEMENTATION}, crc32: {CRC32_BACKEND}, "
+        f"Python {sys.version.split()[0]})",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for add in COMMANDS:
         add(subparsers)
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return parser
+
+
+def _describe(exc: BaseException) -> str:
+    """The one line a failure is reported with."""
+    from . import lines
+
+    if isinstance(exc, lines.InBandError):
+        return f"the model reported an error in the stream: {one_line(exc)}"
+    name = type(exc).__name__
+    if name == "NoCredentialsError":
+        return "no AWS credentials found (for a local endpoint without keys, add --no-sign-request)"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{name}: {exc.strerror}{where}"
+    return f"{name}: {one_line(exc)}"
+
+
+def _debug() -> bool:
+    return os.environ.get("EVSTREAM_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def main(argv: list[str] | None = None) -> int:
+    prog = "python -m evstream"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        prog = f"{prog} {args.command}"
+        status: int = args.func(args)
+        return status
+    except KeyboardInterrupt:
+        if _debug():
+            traceback.print_exc()
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): nothing more to say; keep the exit quiet.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_RUNTIME
+    except UsageError as exc:
+        if _debug():
+            traceback.print_exc()
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except CommandError as exc:
+        if _debug():
+            traceback.print_exc()
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except Exception as exc:
+        if _debug():
+            traceback.print_exc()
+        print(f"{prog}: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":
