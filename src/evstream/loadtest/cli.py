@@ -101,8 +101,9 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--quiet", action="store_true", help="no live progress")
 
 
-def raise_open_file_limit(needed: int) -> None:
-    """Lift the soft limit on open files (inherited by the local endpoint) to what the run needs."""
+def raise_open_file_limit(needed: int, strict: bool = True) -> None:
+    """Lift the soft limit on open files (inherited by the local endpoint) to what the run needs (as
+    far as the hard limit allows when not ``strict``)."""
     try:
         import resource
     except ImportError:  # Windows: no such limit
@@ -111,7 +112,9 @@ def raise_open_file_limit(needed: int) -> None:
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return
     if hard != resource.RLIM_INFINITY and hard < needed:
-        raise ValueError(f"{needed} open files needed, the hard limit is {hard} (ulimit -Hn)")
+        if strict:
+            raise ValueError(f"{needed} open files needed, the hard limit is {hard} (ulimit -Hn)")
+        needed = hard
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
@@ -239,7 +242,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
         for n, load in enumerate(loads)
     ]
     peak = int(max(loads)) if not args.rate else args.max_in_flight
-    raise_open_file_limit(2 * peak + 512)
+    raise_open_file_limit(2 * peak + 512, strict=not args.rate)
     progress = LiveProgress(sys.stderr, not args.quiet)
     results: list[StepResult] = []
     with _endpoint(args) as endpoint:
