@@ -231,12 +231,18 @@ def _sync(invoke: Callable[[bytes], bytes], workload: Workload) -> Runner:
     return lambda: b"".join([invoke(body) for body in bodies])
 
 
-def _evstream(clients: Clients, workload: Workload) -> Runner:
-    client = clients.client("evstream")
-    return _sync(
-        lambda body: _payloads(client.invoke_endpoint_with_response_stream(EndpointName="bench", Body=body)),
-        workload,
-    )
+def _boto3_shaped(name: str) -> Callable[[Clients, Workload], Runner]:
+    """The runner of a client whose response events are boto3's dicts (evstream's sync client, boto3)."""
+
+    def make(clients: Clients, workload: Workload) -> Runner:
+        client = clients.client(name)
+
+        def invoke(body: bytes) -> bytes:
+            return _payloads(client.invoke_endpoint_with_response_stream(EndpointName="bench", Body=body))
+
+        return _sync(invoke, workload)
+
+    return make
 
 
 def _evstream_payloads(clients: Clients, workload: Workload) -> Runner:
@@ -249,17 +255,9 @@ def _evstream_payloads(clients: Clients, workload: Workload) -> Runner:
     return _sync(invoke, workload)
 
 
-def _boto3(clients: Clients, workload: Workload) -> Runner:
-    client = clients.client("boto3")
-    return _sync(
-        lambda body: _payloads(client.invoke_endpoint_with_response_stream(EndpointName="bench", Body=body)),
-        workload,
-    )
-
-
 def _boto3_dropin(clients: Clients, workload: Workload) -> Runner:
     dropin = _module("evstream.botocore")
-    run = _boto3(clients, workload)
+    run = _boto3_shaped("boto3")(clients, workload)
 
     def with_dropin() -> bytes:
         with dropin.installed():
@@ -283,9 +281,9 @@ def _concurrent(clients: Clients, name: str, workload: Workload) -> Runner:
 
 
 PEERS: dict[str, Callable[[Clients, Workload], Runner]] = {
-    "evstream client": _evstream,
+    "evstream client": _boto3_shaped("evstream"),
     "evstream payloads()": _evstream_payloads,
-    "boto3": _boto3,
+    "boto3": _boto3_shaped("boto3"),
     "boto3 + evstream drop-in": _boto3_dropin,
     "evstream asyncio": lambda clients, workload: _concurrent(clients, "evstream asyncio", workload),
     "aiobotocore": lambda clients, workload: _concurrent(clients, "aiobotocore", workload),

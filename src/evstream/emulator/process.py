@@ -8,11 +8,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .server import Emulator
 
-__all__ = ["EmulatorProcess", "EmulatorThread"]
+__all__ = ["EmulatorProcess", "EmulatorThread", "ServerThread"]
+
+_T = TypeVar("_T", bound="ServerThread")
 
 
 class EmulatorProcess:
@@ -54,33 +56,49 @@ class EmulatorProcess:
         self.close()
 
 
-class EmulatorThread:
-    """Runs an :class:`Emulator` on its own event loop in a daemon thread (tests, the demo)."""
+class _Server(Protocol):
+    @property
+    def url(self) -> str: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
 
-    def __init__(self, emulator: Emulator | None = None, **kwargs: Any) -> None:
-        self.emulator = emulator or Emulator(**kwargs)
+
+class ServerThread:
+    """Runs a listener (anything with async ``start()``/``close()`` and a ``url``) on its own event loop
+    in a daemon thread: the tests and the demo talk to it from the main thread."""
+
+    def __init__(self, server: _Server, name: str = "evstream-endpoint") -> None:
+        self.server = server
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="evstream-emulator", daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
 
     @property
     def url(self) -> str:
-        return self.emulator.url
+        return self.server.url
 
-    def start(self) -> EmulatorThread:
+    def start(self: _T) -> _T:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
         return self
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self.emulator.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+        if not self.loop.is_closed():
+            self.loop.close()
 
-    def __enter__(self) -> EmulatorThread:
+    def __enter__(self: _T) -> _T:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class EmulatorThread(ServerThread):
+    """An :class:`Emulator` (given, or made from ``kwargs``) on its own thread."""
+
+    def __init__(self, emulator: Emulator | None = None, **kwargs: Any) -> None:
+        self.emulator = emulator or Emulator(**kwargs)
+        super().__init__(self.emulator)

@@ -11,12 +11,12 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .events import bedrock_chunk, payload_part
 from .faults import STREAM_FAULTS, pre_stream_fault, stream_fault
 from .http1 import ChunkedSender, HTTPError, Limits, read_request, response_head, write_error, write_simple
 from .latency import Pacing, stamp_record
+from .listener import Listener
 from .proxy import Upstream
 from .recording import AttemptCounter, RecordedRequest, RequestLog
 from .sigv4 import payload_hash, verify_sigv4
@@ -33,7 +33,7 @@ def _request_id() -> str:
     return str(uuid.uuid4())
 
 
-class Emulator:
+class Emulator(Listener):
     """The endpoint, run on the current event loop (see :class:`EmulatorThread` for a thread).
 
     With ``credentials`` (access key id -> secret key) every request on every route must carry a valid
@@ -58,54 +58,21 @@ class Emulator:
         ssl: ssl_module.SSLContext | None = None,
         on_request: Callable[[RecordedRequest, int, float], None] | None = None,
     ) -> None:
-        self.host = host
+        super().__init__(host, port, ssl)
         self.on_request = on_request  # called with each answered request, its status and its seconds
-        self.port = port
         self.behavior = behavior or Behavior()
         self.credentials = dict(credentials) if credentials else None
         self.region = region
         self.upstream = Upstream(upstream, ssl_context=upstream_ssl) if upstream else None
         self.variant = variant
         self.limits = limits or Limits()
-        self.ssl = ssl
+        self.read_limit = self.limits.max_head_bytes
         self.requests = RequestLog(record, record_bytes)
         self.open_connections = 0
-        self.accepted_connections = 0
         self._attempts = AttemptCounter()
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._connection,
-            self.host,
-            self.port,
-            ssl=self.ssl,
-            limit=self.limits.max_head_bytes,
-            backlog=1024,  # a thousand clients may connect at once (asyncio's default is 100)
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-        if self._server is not None:
-            await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
         self.open_connections += 1
-        self.accepted_connections += 1
         try:
             while await self._one_request(reader, writer):
                 pass
@@ -121,7 +88,6 @@ class Emulator:
             )
         finally:
             self.open_connections -= 1
-            self._tasks.discard(task)
             writer.close()
 
     def _authenticate(self, request: RecordedRequest, service: str) -> None:
