@@ -4,13 +4,10 @@ schemes refused), and a broken container answer becomes a ModelError, never a tr
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from emulator_checks import exchange, no_tracebacks, status
@@ -52,24 +49,17 @@ def test_https_upstream_defaults_to_verified_tls() -> None:
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem")],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return folder
+def certificate_authority(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server context for 127.0.0.1 signed by a new private CA, and the CA's certificate file."""
+    pytest.importorskip("trustme")
+    from evstream.emulator.http2 import tls_context
+
+    return tls_context(str(tmp_path_factory.mktemp("tls")))
 
 
 @pytest.fixture(scope="module")
-def tls_container(certificate: Path) -> Iterator[EmulatorThread]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certificate / "cert.pem", certificate / "key.pem")
-    with EmulatorThread(ssl=context) as container:
+def tls_container(certificate_authority: tuple[ssl.SSLContext, str]) -> Iterator[EmulatorThread]:
+    with EmulatorThread(ssl=certificate_authority[0]) as container:
         yield container
 
 
@@ -82,9 +72,9 @@ def test_an_untrusted_certificate_is_refused(tls_container: EmulatorThread) -> N
 
 
 def test_a_trusted_certificate_carries_the_stream_over_tls(
-    certificate: Path, tls_container: EmulatorThread
+    certificate_authority: tuple[ssl.SSLContext, str], tls_container: EmulatorThread
 ) -> None:
-    trusted = ssl.create_default_context(cafile=str(certificate / "cert.pem"))
+    trusted = ssl.create_default_context(cafile=certificate_authority[1])
     with EmulatorThread(upstream=tls_container.url, upstream_ssl=trusted) as front:
         response = exchange(front, post(STREAM, b'{"emulator": {"format": "raw", "tokens": 5}}'))
     assert status(response) == 200
