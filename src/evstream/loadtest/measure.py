@@ -14,13 +14,12 @@ the whole process over the measured window gives the client's CPU per event and 
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from ..emulator.latency import clock_ns
@@ -28,9 +27,12 @@ from .histogram import Histogram
 
 __all__ = ["LagProbe", "StepResult", "StreamTimer", "Window", "WorkerLoad", "clock_ns", "cpu_wait_s"]
 
-# A client above these is flagged as possibly distorting what it measures.
+# A client above these is flagged as possibly distorting what it measures: a core nearly used up, or
+# late timers (their resolution is about 1 ms) while the OS was not holding the process off the CPU.
 BUSY_CPU_SHARE = 0.75
-BUSY_LAG_P99_NS = 1_000_000
+BUSY_LAG_P99_NS = 2_000_000
+# Above this share of the window spent waiting for a CPU, the machine (other processes) is busy.
+CPU_WAIT_SHARE = 0.05
 
 HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "lag", "stream_tps")
 
@@ -72,7 +74,14 @@ class WorkerLoad:
 
     @property
     def busy(self) -> bool:
-        return self.cpu_share >= BUSY_CPU_SHARE or self.lag_p99_ns >= BUSY_LAG_P99_NS
+        """The client itself may have distorted what it measured."""
+        late = self.lag_p99_ns >= BUSY_LAG_P99_NS and self.wait_share < CPU_WAIT_SHARE
+        return self.cpu_share >= BUSY_CPU_SHARE or late
+
+    @property
+    def starved(self) -> bool:
+        """Other processes held this one off the CPU enough to matter."""
+        return self.wait_share >= CPU_WAIT_SHARE
 
 
 @dataclasses.dataclass
@@ -251,53 +260,55 @@ class StreamTimer:
 
 
 class LagProbe:
-    """A thread that, every ``interval`` seconds, asks ``schedule(callback)`` to run a callback and
-    records into ``histogram`` how long that took: for an event loop, ``loop.call_soon_threadsafe``
-    (a network event arriving now would wait as long); for threads, a plain call (how long a thread
-    waits for the interpreter and a CPU)."""
+    """Wakes up every ``interval`` seconds and records into ``histogram`` how late it ran.
 
-    def __init__(
-        self,
-        histogram: Histogram,
-        schedule: Callable[[Callable[[], None]], Any] | None = None,
-        interval: float = 0.005,
-    ) -> None:
+    With ``loop``, a timer on the event loop: a late timer means the loop was busy (or the process
+    was off the CPU), and a network event arriving then waits as long. Without, a thread sleeping:
+    for a thread-per-stream client, how long a thread waits for the interpreter and a CPU. Timers
+    have about a millisecond of resolution, so lags below that are noise.
+    """
+
+    def __init__(self, histogram: Histogram, loop: Any = None, interval: float = 0.02) -> None:
         self.histogram = histogram
-        self.schedule = schedule
+        self.loop = loop
         self.interval = interval
         self.recording = False
+        self._handle: Any = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="evstream-lag-probe", daemon=True)
-        self._pending: collections.deque[int] = collections.deque()
+        self._thread: threading.Thread | None = None
 
-    def _land(self) -> None:
-        sent = self._pending.popleft()
+    def _tick(self, due: int) -> None:
+        now = clock_ns()
         if self.recording:
-            self.histogram.record(clock_ns() - sent)
+            self.histogram.record(now - due)
+        self._handle = self.loop.call_later(self.interval, self._tick, now + round(self.interval * 1e9))
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            if self.schedule is None:
-                before = clock_ns()
-                time.sleep(0)  # give up the interpreter once: how long until it comes back
-                if self.recording:
-                    self.histogram.record(clock_ns() - before)
-                continue
-            if self._pending:  # the last one has not run yet: the loop is blocked; do not pile up
-                continue
-            self._pending.append(clock_ns())
-            try:
-                self.schedule(self._land)
-            except RuntimeError:  # the loop closed
+        step = round(self.interval * 1e9)
+        while True:
+            due = clock_ns() + step
+            if self._stop.wait(self.interval):
                 return
+            if self.recording:
+                self.histogram.record(clock_ns() - due)
 
     def __enter__(self) -> LagProbe:
-        self._thread.start()
+        if self.loop is not None:
+            self._handle = self.loop.call_later(
+                self.interval, self._tick, clock_ns() + round(self.interval * 1e9)
+            )
+        else:
+            self._thread = threading.Thread(target=self._run, name="evstream-lag-probe", daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self.recording = False
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(5)
 
 
 def cpu_wait_s() -> float:

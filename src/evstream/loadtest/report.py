@@ -15,7 +15,6 @@ from .measure import BUSY_CPU_SHARE, BUSY_LAG_P99_NS, StepResult
 __all__ = ["csv_text", "json_document", "plot", "summary", "table", "warnings"]
 
 QUANTILES = (50, 90, 99)
-CPU_WAIT_SHARE = 0.05  # above this, other processes held the client off the CPU enough to matter
 LATENCIES = ("ttft", "itl", "e2e", "delay")
 
 
@@ -51,6 +50,7 @@ def summary(result: StepResult) -> dict[str, Any]:
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
     row["workers"] = len(result.workers)
     row["client_bound"] = bool(result.busy_workers)
+    row["machine_busy"] = any(w.starved for w in result.workers)
     row["exact_percentiles"] = all(getattr(result, n).exact for n in LATENCIES)
     return row
 
@@ -86,7 +86,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
     )
     for result in results:
         row = summary(result)
-        flag = "  client-bound" if row["client_bound"] else ""
+        flag = "  client-bound" if row["client_bound"] else ("  machine busy" if row["machine_busy"] else "")
         out.write(
             f"{result.client:<9}{result.label:>7} {row['requests_per_s']:>8.1f}"
             f" {row['output_tokens_per_s']:>9.0f}"
@@ -114,7 +114,7 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                 f"limits {BUSY_CPU_SHARE:.0%} and {BUSY_LAG_P99_NS / 1e6:g} ms): the latencies above "
                 "include time spent waiting for the client"
             )
-        waiting = [w for w in result.workers if w.wait_share >= CPU_WAIT_SHARE]
+        waiting = [w for w in result.workers if w.starved]
         if waiting:
             worst = max(waiting, key=lambda w: w.wait_share)
             lines.append(

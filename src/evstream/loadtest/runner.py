@@ -169,7 +169,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 progress(phase, result, len(tasks))
             await asyncio.sleep(0.25)
 
-    with LagProbe(result.lag, loop.call_soon_threadsafe) as probe:
+    with LagProbe(result.lag, loop) as probe:
         if step.concurrency:
             for _ in range(step.concurrency):
                 spawn(user())
