@@ -22,11 +22,13 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from .. import Message, encode
+from .control import ControlPlane, make_botocore_client
 from .errors import (
     IncompleteStream,
     InternalFailure,
     InternalStreamFailure,
     ModelError,
+    NoCredentialsError,
     ParamValidationError,
     ServiceError,
     ServiceUnavailable,
@@ -34,7 +36,6 @@ from .errors import (
     error_response,
     service_error_class,
     stream_exception,
-    unmodelled_http_error,
 )
 
 __all__ = [
@@ -87,73 +88,68 @@ _SAGEMAKER_BY_STATUS = {400: "InputValidationError", 424: "ModelError", 500: "In
 
 @dataclasses.dataclass
 class Target:
-    """What a client takes from its botocore client, resolved once."""
+    """What a client takes from the control plane, resolved once."""
 
-    client: Any  # the botocore client: credentials, config, exceptions
-    region: str
+    control: ControlPlane  # botocore: credentials, config, signing name and region, modelled errors
     endpoint_url: str
     scheme: str
     host: str
     port: int
     host_header: str
     base_path: str
-    signing_name: str
     verify: bool | str
-    user_agent: str
     connect_timeout: float
     read_timeout: float
+
+    @property
+    def client(self) -> Any:
+        return self.control.client
 
     def credentials(self) -> Any:
         """Frozen credentials (refreshed when close to expiry), or None for UNSIGNED requests."""
         import botocore
 
-        if getattr(self.client.meta.config, "signature_version", None) is botocore.UNSIGNED:
+        if self.control.signature_version is botocore.UNSIGNED:
             return None
         credentials = self.client._request_signer._credentials
         if credentials is None:
-            from .errors import NoCredentialsError
-
             raise NoCredentialsError()
         return credentials.get_frozen_credentials()
 
 
 def control_plane(service_name: str, *, session: Any = None, config: Any = None, **kwargs: Any) -> Target:
-    """The botocore client boto3.client(service_name, ...) would make, and the HTTP/2 endpoint for it."""
-    from .control import make_botocore_client
-
+    """What boto3.client(service_name, ...) would resolve (the botocore client is the control plane), and
+    the HTTP/2 endpoint: SageMaker's from the service's own rules, Bedrock's from botocore's."""
     explicit = kwargs.get("endpoint_url")
     if service_name == "sagemaker-runtime":
         explicit = explicit or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2")
+        operation = "InvokeEndpointWithResponseStream"  # the same service, credentials and signing name
+    else:
+        operation = BEDROCK_OPERATION
     client = make_botocore_client(service_name, session=session, config=config, **kwargs)
-    meta = client.meta
-    region = meta.region_name
-    if not region:
+    control = ControlPlane(client, operation)
+    if not control.region:
         raise ParamValidationError("No region: pass region_name, set AWS_REGION or configure a profile")
-    url = explicit or meta.endpoint_url
+    url = explicit or control.endpoint_url
     if service_name == "sagemaker-runtime" and not explicit:
-        url = sagemaker_http2_endpoint(region, **_variants(client))
+        url = sagemaker_http2_endpoint(control.region, **_variants(client))
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ParamValidationError(f"Invalid endpoint_url {url!r}")
     default_port = 443 if parts.scheme == "https" else 80
     port = parts.port or default_port
     host_header = parts.hostname if port == default_port else f"{parts.hostname}:{port}"
-    http = client._endpoint.http_session
-    creator = getattr(client, "_user_agent_creator", None)
     return Target(
-        client=client,
-        region=region,
+        control=control,
         endpoint_url=url.rstrip("/"),
         scheme=parts.scheme,
         host=parts.hostname,
         port=port,
         host_header=host_header,
         base_path=parts.path.rstrip("/"),
-        signing_name=meta.service_model.signing_name,
-        verify=getattr(http, "_verify", True),
-        user_agent=creator.to_string() if creator is not None else meta.config.user_agent,
-        connect_timeout=float(meta.config.connect_timeout or 60),
-        read_timeout=float(meta.config.read_timeout or 60),
+        verify=getattr(client._endpoint.http_session, "_verify", True),
+        connect_timeout=float(client.meta.config.connect_timeout or 60),
+        read_timeout=float(client.meta.config.read_timeout or 60),
     )
 
 
@@ -312,13 +308,21 @@ def _sagemaker_stream_error(headers: Mapping[str, Any], payload: bytes, request_
 def _sagemaker_http_error(
     status: int, headers: Mapping[str, str], body: bytes, target: Target
 ) -> ServiceError:
-    error = unmodelled_http_error(status, headers, body)
-    code = error.response["Error"]["Code"]
-    if code not in _SAGEMAKER_HTTP_ERRORS and code.startswith("HTTP"):
-        code = _SAGEMAKER_BY_STATUS.get(status, code)
-        error.response["Error"]["Code"] = code
-    cls = _SAGEMAKER_HTTP_ERRORS.get(code, type(error))
-    return cls(error.response, SAGEMAKER_OPERATION)
+    """restJson1's error answer: the type in X-Amzn-ErrorType (or the body's __type), members in the body."""
+    try:
+        document = json.loads(body) if body else {}
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    code = headers.get("x-amzn-errortype") or document.get("__type") or document.get("code") or ""
+    # "InputValidationError:http://internal.amazon.com/coral/..." and "com.amazonaws...#InputValidationError"
+    code = code.split(":", 1)[0].rsplit("#", 1)[-1] or _SAGEMAKER_BY_STATUS.get(status, f"HTTP{status}")
+    message = document.get("Message") or document.get("message") or body.decode("utf-8", "replace")
+    members = {k: v for k, v in document.items() if k not in ("Message", "message", "__type", "code")}
+    response = error_response(code, str(message), status=status, headers=headers, members=members)
+    cls = _SAGEMAKER_HTTP_ERRORS.get(code) or service_error_class(code, status)
+    return cls(response, SAGEMAKER_OPERATION)  # type: ignore[no-any-return]
 
 
 SAGEMAKER = BidiOperation(
@@ -367,10 +371,8 @@ def _bedrock_output(message: Message, target: Target, request_id: str | None) ->
 
 
 def _bedrock_http_error(status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ServiceError:
-    error = unmodelled_http_error(status, headers, body)
-    code = error.response["Error"]["Code"]
-    botocore_class = target.client.exceptions.from_code(code)
-    return service_error_class(code, status, botocore_class)(error.response, BEDROCK_OPERATION)  # type: ignore[no-any-return]
+    """Parsed by botocore's parser for the service's model: the botocore client's modelled class."""
+    return target.control.http_error(status, headers, body, 1)
 
 
 BEDROCK = BidiOperation(

@@ -187,7 +187,8 @@ class DuplexCore:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.error: BaseException | None = None  # a broken body or a transport failure
-        self.complete = False
+        self.complete = False  # the server's half has ended
+        self.closed = False  # both halves have
         self.max_inflight = max_inflight
         self._inflight: collections.deque[tuple[concurrent.futures.Future[None], int]] = collections.deque()
         self._inflight_bytes = 0
@@ -195,6 +196,7 @@ class DuplexCore:
         self._discard = False
         self.connection = connection
         self.stream = connection.request(request, self._on_response, self._on_body, manual_write=True)
+        self.stream.remote_end_stream_future.add_done_callback(self._on_remote_end)
         self.stream.completion_future.add_done_callback(self._on_complete)
         self.stream.activate()
 
@@ -233,17 +235,27 @@ class DuplexCore:
         if messages or self.error is not None:
             self._wake()
 
-    def _on_complete(self, future: concurrent.futures.Future[Any]) -> None:
-        error = future.exception()
+    def _on_remote_end(self, future: concurrent.futures.Future[Any]) -> None:
+        # The server's half ended with END_STREAM: nothing more will arrive, whatever our half does. (A
+        # reset fails this future with a generic error; the completion callback has the real one.)
+        if future.exception() is not None:
+            return
         with self._lock:
-            if error is not None and self.error is None:
-                self.error = error
-            elif error is None and self.status == 200 and self.error is None:
+            if self.status == 200 and self.error is None:
                 try:
                     self._decoder.close()
                 except EventStreamError as exc:
                     self.error = exc
             self.complete = True
+        self._wake()
+
+    def _on_complete(self, future: concurrent.futures.Future[Any]) -> None:
+        error = future.exception()
+        with self._lock:
+            if error is not None and self.error is None and not self.complete:
+                self.error = error
+            self.complete = True
+            self.closed = True
         self._wake()
 
     # -- the reader ----------------------------------------------------------------------------------
@@ -303,11 +315,11 @@ class DuplexCore:
         """Stop reading a stream that has not completed: end its input, drop what arrives, and keep the
         window open so the server can finish. Returns whether the stream was still running."""
         with self._lock:
-            if self.complete:
+            if self.closed:
                 return False
             self._discard = True
             self._messages.clear()
             ended, self.ended_input = self.ended_input, True
         if not ended:
             self.stream.write_data(None, end_stream=True)
-        return True
+        return not self.complete

@@ -96,7 +96,7 @@ class Http2Base:
     def __init__(self, operation: BidiOperation, target: Target, *, window: int, max_inflight: int) -> None:
         self._operation = operation
         self._target = target
-        self.region = target.region
+        self.region = target.control.region
         self.endpoint_url = target.endpoint_url
         self.max_inflight = max_inflight
         endpoint = Endpoint(
@@ -120,8 +120,9 @@ class Http2Base:
     def _request(self, params: dict[str, Any]) -> tuple[crt_http.HttpRequest, EventSigner | None]:
         """The signed HTTP request and the signer of its events (None when requests go unsigned)."""
         target = self._target
+        control = target.control
         path, headers = self._operation.build(params)
-        headers["User-Agent"] = target.user_agent
+        headers["User-Agent"] = target.control.user_agent
         request = crt_http.HttpRequest(
             "POST",
             target.base_path + path,
@@ -135,14 +136,15 @@ class Http2Base:
         )
         config = crt_auth.AwsSigningConfig(
             credentials_provider=provider,
-            region=target.region,
-            service=target.signing_name,
+            region=control.signing_region,
+            service=control.signing_name,
             signed_body_value=EVENT_STREAM_PAYLOAD,
             signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
         )
         crt_auth.aws_sign_request(request, config).result()
         seed = str(request.headers.get("Authorization")).rsplit("Signature=", 1)[1].strip()
-        return request, EventSigner(credentials.secret_key, target.region, target.signing_name, seed)
+        signer = EventSigner(credentials.secret_key, control.signing_region, control.signing_name, seed)
+        return request, signer
 
     def _transport_error(self, exc: BaseException, request_id: str | None = None) -> Exception:
         """The typed error for an awscrt failure (connecting, or the stream breaking)."""
@@ -166,7 +168,7 @@ class Http2Base:
 
         if isinstance(exc, EventStreamError):
             return IncompleteStream(f"The response stream broke: {exc}", request_id=request_id)
-        return ConnectionFailed(f"HTTP/2 connection to {url} failed: {name}: {exc}", endpoint_url=url)
+        return ConnectionFailed(f"HTTP/2 connection to {url} failed: {exc}", endpoint_url=url)
 
     def _response(self, core: DuplexCore) -> dict[str, Any]:
         headers = core.headers

@@ -1,0 +1,378 @@
+"""The sync HTTP/2 bidirectional client against the local endpoint (TLS, every signature checked)."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from http2_support import CREDENTIALS, KEYS, behaving
+
+from evstream.emulator.http2 import Bidi, Http2EndpointThread, tls_context
+from evstream.sagemaker import errors
+from evstream.sagemaker._http2_ops import sagemaker_http2_endpoint
+from evstream.sagemaker.http2 import (
+    InputValidationError,
+    InternalServerError,
+    SendTimeout,
+    ServiceUnavailableError,
+    StreamReset,
+    bedrock_http2_client,
+    http2_client,
+)
+
+COUNT = 1000
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    return tls_context(str(tmp_path_factory.mktemp("http2-tls")))
+
+
+@pytest.fixture(scope="module")
+def endpoint(tls: tuple[ssl.SSLContext, str]) -> Iterator[Http2EndpointThread]:
+    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS, region="us-west-2") as server:
+        yield server
+
+
+@pytest.fixture
+def ca_file(tls: tuple[ssl.SSLContext, str]) -> str:
+    return tls[1]
+
+
+def client(server: Http2EndpointThread, ca: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return http2_client(endpoint_url=server.url, verify=ca, **{**KEYS, **kwargs})
+
+
+def sender(stream, messages: list[bytes], **members: str) -> threading.Thread:  # type: ignore[no-untyped-def]
+    def run() -> None:
+        for message in messages:
+            stream.send(message, **members)
+        stream.close_input()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_echo_thousand_each_way_interleaved(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file)
+    messages = [b"message %d" % i for i in range(COUNT)]
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="echo", TargetVariant="v1") as stream:
+        thread = sender(stream, messages, data_type="UTF8", completion_state="COMPLETE")
+        received = []
+        first_seen_while_sending = None
+        for event in stream:
+            if first_seen_while_sending is None:
+                first_seen_while_sending = thread.is_alive()
+            received.append(event["PayloadPart"])
+        thread.join()
+        assert stream.response["InvokedProductionVariant"] == "AllTraffic"
+        assert stream.response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert [part["Bytes"] for part in received] == messages
+    assert all(part["DataType"] == "UTF8" and part["CompletionState"] == "COMPLETE" for part in received)
+    assert first_seen_while_sending  # responses arrived while the input was still being sent
+    exchange = endpoint.endpoint.exchanges[-1]
+    assert (exchange.events_in, exchange.events_out, exchange.signed_end, exchange.error) == (
+        COUNT,
+        COUNT,
+        True,
+        "",
+    )
+    assert exchange.headers["x-amzn-sagemaker-target-variant"] == "v1"
+
+
+def test_conversation_thousand_turns(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file)
+    with runtime.invoke_endpoint_with_bidirectional_stream(
+        EndpointName="chat", ModelQueryString="mode=conversation&parts=1"
+    ) as stream:
+        thread = sender(stream, [b"hello %d" % i for i in range(COUNT)], completion_state="COMPLETE")
+        replies = [event["PayloadPart"]["Bytes"] for event in stream]
+        thread.join()
+    assert replies == [b"turn %d: hello %d" % (i + 1, i) for i in range(COUNT)]
+    exchange = endpoint.endpoint.exchanges[-1]
+    assert (exchange.events_in, exchange.events_out, exchange.signed_end) == (COUNT, COUNT, True)
+
+
+def test_conversation_turn_taking(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file)
+    with runtime.invoke_endpoint_with_bidirectional_stream(
+        EndpointName="chat", ModelQueryString="mode=conversation&parts=3"
+    ) as stream:
+        for turn in (b"what is ", b"the ", b"answer"):
+            stream.send(turn, completion_state="PARTIAL")
+        stream.send(b"?", data_type="UTF8", completion_state="COMPLETE")
+        answer = [next(stream)["PayloadPart"] for _ in range(3)]
+        assert b"".join(part["Bytes"] for part in answer) == b"turn 1: what is the answer?"
+        assert [part["CompletionState"] for part in answer] == ["PARTIAL", "PARTIAL", "COMPLETE"]
+        stream.send("second", completion_state="COMPLETE")  # str: UTF-8, DataType UTF8
+        second = [next(stream)["PayloadPart"] for _ in range(3)]
+        assert b"".join(part["Bytes"] for part in second) == b"turn 2: second"
+        assert second[0]["DataType"] == "UTF8"
+        stream.close_input()
+        assert list(stream) == []
+
+
+def test_connection_reused_across_streams(tls: tuple[ssl.SSLContext, str], ca_file: str) -> None:
+    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS) as server:
+        runtime = client(server, ca_file)
+        for i in range(5):
+            with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="reuse") as stream:
+                stream.send(b"%d" % i)
+                stream.close_input()
+                assert [e["PayloadPart"]["Bytes"] for e in stream] == [b"%d" % i]
+        # and concurrently: eight streams at once on the same connection
+        results: list[bytes] = []
+
+        def one(i: int) -> None:
+            with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="reuse") as stream:
+                stream.send(b"c%d" % i)
+                stream.close_input()
+                results.extend(e["PayloadPart"]["Bytes"] for e in stream)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == sorted(b"c%d" % i for i in range(8))
+        assert server.endpoint.accepted_connections == 1
+        assert runtime.connections == 1
+        runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "cls"),
+    [
+        ("input-validation", InputValidationError),
+        ("model-error", errors.ModelError),
+        ("internal-server", InternalServerError),
+        ("service-unavailable", ServiceUnavailableError),
+    ],
+)
+def test_errors_before_the_stream(endpoint: Http2EndpointThread, ca_file: str, fault: str, cls: type) -> None:
+    runtime = client(endpoint, ca_file)
+    with runtime.invoke_endpoint_with_bidirectional_stream(
+        EndpointName="fault", ModelQueryString=f"fault={fault}"
+    ) as stream:
+        with pytest.raises(cls) as info:
+            stream.response  # noqa: B018
+        with pytest.raises(cls):
+            next(stream)
+        with pytest.raises(cls):
+            stream.send(b"late")
+    assert isinstance(info.value, errors.ServiceError)  # a botocore ClientError
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 424, 500, 503)
+    assert info.value.response["Error"]["Message"] == f"Emulated {fault}"
+
+
+@pytest.mark.parametrize(
+    ("fault", "cls", "code"),
+    [
+        ("model-stream-error", errors.ModelStreamError, "ModelStreamError"),
+        ("internal-stream-failure", errors.InternalStreamFailure, "InternalStreamFailure"),
+        ("reset", StreamReset, "InternalStreamFailure"),
+    ],
+)
+def test_errors_inside_the_stream(
+    endpoint: Http2EndpointThread, ca_file: str, fault: str, cls: type, code: str
+) -> None:
+    runtime = client(endpoint, ca_file)
+    with runtime.invoke_endpoint_with_bidirectional_stream(
+        EndpointName="fault", ModelQueryString=f"fault={fault}&after=2"
+    ) as stream:
+        for i in range(5):
+            stream.send(b"%d" % i)
+        received = []
+        with pytest.raises(cls) as info:
+            for event in stream:
+                received.append(event["PayloadPart"]["Bytes"])
+    assert received == [b"0", b"1"]
+    assert info.value.response["Error"]["Code"] == code
+    if fault == "model-stream-error":
+        assert info.value.error_code == "ModelInvocationTimeExceeded"
+    # the connection survives a stream's failure
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="after") as stream:
+        stream.send(b"ok")
+        stream.close_input()
+        assert [e["PayloadPart"]["Bytes"] for e in stream] == [b"ok"]
+
+
+def test_stall_is_an_event_timeout(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    from botocore.config import Config
+
+    runtime = client(endpoint, ca_file, config=Config(read_timeout=0.5))
+    with runtime.invoke_endpoint_with_bidirectional_stream(
+        EndpointName="fault", ModelQueryString="fault=stall&after=1&stall=5"
+    ) as stream:
+        stream.send(b"a")
+        stream.send(b"b")
+        assert next(stream)["PayloadPart"]["Bytes"] == b"a"
+        started = time.monotonic()
+        with pytest.raises(errors.EventTimeout):
+            next(stream)
+        assert 0.4 < time.monotonic() - started < 3
+
+
+def test_tampered_event_signature(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file)
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="tamper") as stream:
+        stream.send(b"good")
+        assert next(stream)["PayloadPart"]["Bytes"] == b"good"
+        stream._signer._chain.prior = "00" * 32  # the next signature is chained to the wrong one
+        stream.send(b"bad")
+        with pytest.raises(InputValidationError, match="signature") as info:
+            next(stream)
+    assert info.value.response["Error"]["Code"] == "InputValidationError"
+    assert "does not match" in endpoint.endpoint.exchanges[-1].error
+
+
+def test_wrong_secret_is_refused_before_the_stream(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file, aws_secret_access_key="wrong")
+    stream = runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="auth")
+    with stream, pytest.raises(errors.ServiceError) as info:
+        stream.response  # noqa: B018
+    assert info.value.response["Error"]["Code"] == "InvalidSignatureException"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_consumer_that_stops_reading_holds_memory_bounded(
+    tls: tuple[ssl.SSLContext, str], ca_file: str
+) -> None:
+    # The endpoint echoes; nobody reads. The client's receive window (64 KiB here) fills, the endpoint
+    # stops answering and so stops taking input, its window fills, and the sender waits: nothing grows.
+    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS, window=65535) as server:
+        runtime = client(server, ca_file, window=65536, max_inflight=65536)
+        payload = b"x" * 16384
+        sent = 0
+        with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="flood") as stream:
+            with pytest.raises(SendTimeout):
+                for _ in range(10_000):  # 160 MiB if nothing pushed back
+                    stream.send(payload, timeout=1.0)
+                    sent += 1
+            buffered = stream._core.buffered
+        runtime.close()
+    assert sent < 64  # the sender was stopped after a few windows' worth
+    assert buffered * len(payload) <= 65536 + 2 * len(payload)
+
+
+def test_close_mid_stream_then_reuse(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file)
+    stream = runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="early")
+    stream.send(b"one")
+    assert next(stream)["PayloadPart"]["Bytes"] == b"one"
+    stream.close()  # input still open, events may still come: abandoned
+    stream.close()
+    with pytest.raises(ValueError):
+        stream.send(b"closed")
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="later") as again:
+        again.send(b"two")
+        again.close_input()
+        assert [e["PayloadPart"]["Bytes"] for e in again] == [b"two"]
+
+
+def test_parameters_are_validated(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = client(endpoint, ca_file)
+    with pytest.raises(errors.ParamValidationError, match="EndpointName"):
+        runtime.invoke_endpoint_with_bidirectional_stream()
+    with pytest.raises(errors.ParamValidationError, match="EndpointName"):
+        runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="bad name")
+    with pytest.raises(errors.ParamValidationError, match="Unknown"):
+        runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="ok", Body=b"x")
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="ok") as stream:
+        with pytest.raises(errors.ParamValidationError, match="DataType"):
+            stream.send(b"x", data_type="TEXT")
+        with pytest.raises(errors.ParamValidationError, match="CompletionState"):
+            stream.send(b"x", completion_state="DONE")
+        with pytest.raises(errors.ParamValidationError):
+            stream.send(12)  # type: ignore[arg-type]
+        stream.close_input()
+        stream.close_input()  # idempotent
+        with pytest.raises(ValueError, match="closed"):
+            stream.send(b"x")
+        assert list(stream) == []
+
+
+def test_untrusted_certificate_fails(endpoint: Http2EndpointThread) -> None:
+    runtime = http2_client(endpoint_url=endpoint.url, **KEYS)
+    with pytest.raises(errors.ConnectionFailed, match=r"TLS|tls|CERT|cert"):
+        runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="tls")
+
+
+@pytest.mark.parametrize(
+    ("region", "fips", "dualstack", "url"),
+    [
+        ("us-west-2", False, False, "https://runtime.sagemaker.us-west-2.amazonaws.com:8443"),
+        ("us-west-2", True, False, "https://runtime-fips.sagemaker.us-west-2.amazonaws.com:8443"),
+        ("us-west-2", False, True, "https://runtime.sagemaker.us-west-2.api.aws:8443"),
+        ("us-west-2", True, True, "https://runtime-fips.sagemaker.us-west-2.api.aws:8443"),
+        ("cn-north-1", False, False, "https://runtime.sagemaker.cn-north-1.amazonaws.com.cn:8443"),
+        ("us-gov-west-1", True, False, "https://runtime-fips.sagemaker.us-gov-west-1.amazonaws.com:8443"),
+    ],
+)
+def test_endpoint_rules(region: str, fips: bool, dualstack: bool, url: str) -> None:
+    # The service's endpoint rules (aws-sdk-sagemaker-runtime-http2's model) over botocore's partitions.
+    assert sagemaker_http2_endpoint(region, fips=fips, dualstack=dualstack) == url
+
+
+def test_client_resolves_the_http2_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2", raising=False)
+    runtime = http2_client(**KEYS)
+    assert runtime.endpoint_url == "https://runtime.sagemaker.us-west-2.amazonaws.com:8443"
+    from botocore.config import Config
+
+    fips = http2_client(config=Config(use_fips_endpoint=True), **KEYS)
+    assert fips.endpoint_url == "https://runtime-fips.sagemaker.us-west-2.amazonaws.com:8443"
+    bedrock = bedrock_http2_client(**KEYS)
+    assert bedrock.endpoint_url == "https://bedrock-runtime.us-west-2.amazonaws.com"
+
+
+# -- Bedrock --------------------------------------------------------------------------------------------
+
+
+def bedrock(server: Http2EndpointThread, ca: str):  # type: ignore[no-untyped-def]
+    return bedrock_http2_client(endpoint_url=server.url, verify=ca, **KEYS)
+
+
+def test_bedrock_echo(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    runtime = bedrock(endpoint, ca_file)
+    with runtime.invoke_model_with_bidirectional_stream(modelId="amazon.nova-sonic-v1:0") as stream:
+        thread = sender(stream, [b'{"event": %d}' % i for i in range(100)])
+        chunks = [event["chunk"]["bytes"] for event in stream]
+        thread.join()
+    assert chunks == [b'{"event": %d}' % i for i in range(100)]
+    exchange = endpoint.endpoint.exchanges[-1]
+    assert (exchange.operation, exchange.target, exchange.events_in, exchange.signed_end) == (
+        "bedrock",
+        "amazon.nova-sonic-v1:0",
+        100,
+        True,
+    )
+    assert "/bedrock/aws4_request" in exchange.headers["authorization"]
+    with pytest.raises(TypeError):
+        stream.send(b"x", data_type="UTF8")
+
+
+def test_bedrock_errors_are_botocores_classes(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    from botocore.exceptions import ClientError, EventStreamError
+
+    runtime = bedrock(endpoint, ca_file)
+    with behaving(endpoint, Bidi(fault="service-unavailable")):
+        stream = runtime.invoke_model_with_bidirectional_stream(modelId="m")
+        with stream, pytest.raises(runtime.exceptions.ServiceUnavailableException) as info:
+            next(stream)
+    assert isinstance(info.value, ClientError) and isinstance(info.value, errors.ServiceUnavailable)
+    with behaving(endpoint, Bidi(fault="model-stream-error", after=1)):
+        stream = runtime.invoke_model_with_bidirectional_stream(modelId="m")
+        with stream:
+            stream.send(b"a")
+            assert next(stream) == {"chunk": {"bytes": b"a"}}
+            with pytest.raises(EventStreamError) as stream_info:
+                next(stream)
+    assert isinstance(stream_info.value, errors.ModelStreamError)
+    assert stream_info.value.response["Error"]["Code"] == "modelStreamErrorException"
+    assert stream_info.value.original_status_code == 500
