@@ -90,9 +90,10 @@ def _round_ticks(progress: Progress, label: str, rounds: int) -> Callable[[int],
 
 
 def _usage(usage: Any) -> str:
-    counts = [f"{n} {what}" for n, what in ((usage and usage.input_tokens, "in"), (usage and usage.output_tokens, "out"))
-              if n is not None]  # fmt: skip
-    return " / ".join(counts) or "not reported"
+    if usage is None:
+        return "not reported"
+    counts = ((usage.input_tokens, "in"), (usage.output_tokens, "out"))
+    return " / ".join(f"{n} {what}" for n, what in counts if n is not None) or "not reported"
 
 
 def run_demo(args: argparse.Namespace) -> int:
