@@ -27,6 +27,7 @@ import pytest
 
 import evstream
 from evstream.bench.e2e import Clients, LocalEndpoint, Workload
+from evstream.capture import rechunk
 from evstream.emulator import Behavior, generate_records, split_parts
 
 eventstream = pytest.importorskip("botocore.eventstream")
@@ -46,8 +47,7 @@ FRAMES = [evstream.encode(EVENT_HEADERS, p) for p in PAYLOADS]
 
 
 def chunked(frames: Sequence[bytes], size: int) -> list[bytes]:
-    stream = b"".join(frames)
-    return [stream[i : i + size] for i in range(0, len(stream), size)]
+    return rechunk(b"".join(frames), size)
 
 
 CHUNKINGS = {"64KiB": chunked(FRAMES, 64 * 1024), "one-frame": FRAMES}

@@ -159,7 +159,8 @@ def test_cli_decode_dumps_capture_and_raw_stream(tmp_path: Path) -> None:
     proc = _run("-m", "evstream", "decode", str(raw), "--chunk-size", "100")
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 1
-    assert len(lines) == 12 and lines[-1]["error"] == "TruncatedStream" and lines[-1]["after"] == 11
+    assert len(lines) == 11 and lines[-1]["index"] == 10
+    assert "after message 11: TruncatedStream" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_capture_round_trip_and_damaged_tail(tmp_path: Path) -> None:

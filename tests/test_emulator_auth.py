@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from emulator_checks import no_tracebacks
 
-from evstream.emulator import EmulatorThread
+from evstream.emulator import EmulatorProcess, EmulatorThread
 from evstream.emulator.sigv4 import ACCESS_KEY_ENV, SECRET_KEY_ENV, credentials_env, load_credentials
 
 botocore_auth = pytest.importorskip("botocore.auth")
@@ -34,7 +34,7 @@ def server() -> Iterator[EmulatorThread]:
 
 
 def sign(
-    server: EmulatorThread,
+    server: EmulatorThread | EmulatorProcess,
     path: str,
     body: bytes,
     *,
@@ -51,9 +51,14 @@ def sign(
 
 
 def send(
-    server: EmulatorThread, path: str, body: bytes, headers: dict[str, str], method: str = "POST"
+    server: EmulatorThread | EmulatorProcess,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    method: str = "POST",
 ) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.emulator.port, timeout=10)
+    port = int(server.url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request(method, path, body=body if method == "POST" else None, headers=headers)
         response = connection.getresponse()
@@ -174,3 +179,12 @@ def test_credentials_come_from_the_environment_or_a_file(tmp_path: Path) -> None
         load_credentials("AK", environ={})
     with pytest.raises(ValueError, match="go together"):
         load_credentials(environ={SECRET_KEY_ENV: "SK"})
+
+
+def test_serve_takes_its_keys_from_the_environment_not_argv() -> None:
+    with EmulatorProcess(env=credentials_env(ACCESS_KEY, SECRET)) as endpoint:
+        cmdline = Path(f"/proc/{endpoint.process.pid}/cmdline")
+        if cmdline.exists():  # what `ps` shows every user of the machine
+            assert SECRET.encode() not in cmdline.read_bytes()
+        assert send(endpoint, STREAM, BODY, {})[0] == 403  # unsigned: the keys are in force
+        assert send(endpoint, STREAM, BODY, sign(endpoint, STREAM, BODY))[0] == 200

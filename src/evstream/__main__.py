@@ -121,7 +121,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         credentials = load_credentials(args.access_key, args.secret_key_file)
     except OSError as exc:
-        raise UsageError(f"cannot read the secret key file: {os_error(exc)}") from None
+        raise UsageError(f"cannot read the secret key file {args.secret_key_file}: {os_error(exc)}") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     emulator = Emulator(

@@ -14,17 +14,15 @@ tool, and safe to truncate (every complete line is a valid chunk).
 Writers: :class:`CaptureWriter` (``write(chunk)`` per chunk) and :func:`tee` (wrap any iterable of chunks,
 e.g. an HTTP response body, recording while passing the chunks on). Readers: :func:`read_capture`, and
 :func:`load_chunks`, which also accepts a raw event-stream file. ``python -m evstream decode`` dumps a
-capture or raw stream file as JSON lines of decoded messages (:func:`run_decode`).
+capture or raw stream file as JSON lines of decoded messages (:func:`message_to_json` is one line).
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import datetime
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -39,13 +37,12 @@ __all__ = [
     "Capture",
     "CaptureError",
     "CaptureWriter",
-    "add_decode_arguments",
     "is_capture",
     "load_chunks",
     "message_to_json",
     "parse_capture",
     "read_capture",
-    "run_decode",
+    "rechunk",
     "tee",
 ]
 
@@ -182,14 +179,15 @@ def load_chunks(path: PathLike, chunk_size: int | None = None) -> Capture:
     if is_capture(head):
         capture = read_capture(path)
         if chunk_size:
-            capture = Capture(_rechunk(b"".join(capture.chunks), chunk_size), [], capture.meta)
+            capture = Capture(rechunk(b"".join(capture.chunks), chunk_size), [], capture.meta)
         return capture
     raw = Path(path).read_bytes()
-    chunks = _rechunk(raw, chunk_size) if chunk_size else ([raw] if raw else [])
+    chunks = rechunk(raw, chunk_size) if chunk_size else ([raw] if raw else [])
     return Capture(chunks, [0.0] * len(chunks), {"format": "raw", "source": str(path)})
 
 
-def _rechunk(data: bytes, size: int) -> list[bytes]:
+def rechunk(data: bytes, size: int) -> list[bytes]:
+    """``data`` cut into ``size``-byte chunks (the last one shorter)."""
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
@@ -225,48 +223,3 @@ def message_to_json(message: Any, index: int) -> dict[str, Any]:
     except UnicodeDecodeError:
         out["payload_base64"] = base64.b64encode(message.payload).decode("ascii")
     return out
-
-
-def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "file", help="a capture (JSON lines, see evstream.capture) or a raw stream; - for stdin"
-    )
-    parser.add_argument(
-        "--chunk-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="feed the decoder N bytes at a time instead of the captured chunks",
-    )
-    parser.add_argument("-o", "--output", default="-", help="where to write the JSON lines (default stdout)")
-
-
-def run_decode(args: argparse.Namespace) -> int:
-    """``python -m evstream decode FILE``: decoded messages of a capture or raw stream, as JSON lines."""
-    from . import Decoder, EventStreamError
-
-    if args.file == "-":
-        raw = sys.stdin.buffer.read()
-        capture = parse_capture(raw.decode("utf-8")) if is_capture(raw[:256]) else Capture([raw], [0.0])
-        if args.chunk_size:
-            capture = Capture(_rechunk(b"".join(capture.chunks), args.chunk_size), [], capture.meta)
-    else:
-        capture = load_chunks(args.file, args.chunk_size)
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
-    decoder = Decoder()
-    index = 0
-    status = 0
-    try:
-        for chunk in capture.chunks:
-            for message in decoder.feed(chunk):
-                out.write(json.dumps(message_to_json(message, index), ensure_ascii=False) + "\n")
-                index += 1
-        decoder.close()
-    except EventStreamError as exc:
-        # Messages before the bad frame were written; the error is the last line, and the exit status.
-        out.write(json.dumps({"error": type(exc).__name__, "message": str(exc), "after": index}) + "\n")
-        status = 1
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return status

@@ -31,12 +31,15 @@ BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli import positive_float, positive_int
+    from .cli import non_negative_float, positive_int
 
     parser.add_argument("--events", type=positive_int, default=20_000, help="events per measured stream")
     parser.add_argument("--rounds", type=positive_int, default=3, help="streams per row (the best is shown)")
     parser.add_argument(
-        "--rate", type=positive_float, default=50.0, help="tokens per second of the first generation"
+        "--rate",
+        type=non_negative_float,
+        default=50.0,
+        help="tokens per second of the first generation (0: as fast as possible)",
     )
     parser.add_argument("--no-boto3", action="store_true", help="measure evstream only")
 
@@ -89,7 +92,8 @@ def _round_ticks(progress: Progress, label: str, rounds: int) -> Callable[[int],
 def _usage(usage: Any) -> str:
     if usage is None:
         return "not reported"
-    return f"{usage.input_tokens} in / {usage.output_tokens} out"
+    counts = ((usage.input_tokens, "in"), (usage.output_tokens, "out"))
+    return " / ".join(f"{n} {what}" for n, what in counts if n is not None) or "not reported"
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..capture import rechunk
 from ..emulator.workloads import token
 from .frames import header, raw_frame, string_header
 
@@ -106,13 +107,6 @@ class Stream:
         self.nbytes = sum(len(c) for c in self.chunks)
 
 
-def _chunked(frames: list[bytes], chunk: int | None) -> list[bytes]:
-    if chunk is None:
-        return frames
-    data = b"".join(frames)
-    return [data[i : i + chunk] for i in range(0, len(data), chunk)]
-
-
 def _random_bytes(size: int) -> bytes:
     return random.Random(size).getrandbits(size * 8).to_bytes(size, "little") if size else b""
 
@@ -142,7 +136,8 @@ def make_stream(kind: str, chunk: int | None, count: int) -> Stream:
     chunk_key = "frame" if chunk is None else size_key(chunk)
     chunk_label = "1 frame per chunk" if chunk is None else f"{fmt_size(chunk)} chunks"
     key = f"{kind_key}/{chunk_key}"
-    return Stream(key, f"{label}, {chunk_label}", _chunked(frames, chunk), expected, len(frames[0]))
+    chunks = frames if chunk is None else rechunk(b"".join(frames), chunk)
+    return Stream(key, f"{label}, {chunk_label}", chunks, expected, len(frames[0]))
 
 
 def normalize(headers: Any, payload: Any) -> NormMessage:

@@ -123,10 +123,10 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
         timer = StreamTimer(result, window, workload.counter(), measured)
         if measured:
             measured_open += 1
-            if window.measured_started == 1:
+            if step.requests and window.measured_started == 1:
+                window.start = clock_ns()
+                probe.recording = True
                 load.begin()
-                if step.requests:
-                    window.start = clock_ns()
         try:
             await _one(target, body, timer)
         finally:
@@ -176,8 +176,9 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
         else:
             spawn(arrivals())
         watcher = loop.create_task(watch())
-        # The measured window as seen by the probe and the CPU clock.
-        loop.call_at(loop.time() + step.warmup, _begin, probe, load, window, step)
+        if not step.requests:  # the measured window as the probe and the CPU clocks see it
+            loop.call_later(step.warmup, _measure, probe, load, True)
+            loop.call_later(step.warmup + step.duration, _measure, probe, load, False)
         try:
             deadline = step.warmup + (step.duration if not step.requests else 0) + step.drain_timeout
             if step.requests:
@@ -189,8 +190,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
             now = clock_ns()
             if step.requests:
                 window.end = now
-            load.end()
-            probe.recording = False
+            _measure(probe, load, False)
             done.set()
             watcher.cancel()
             for task in list(tasks):
@@ -206,10 +206,13 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
     return result
 
 
-def _begin(probe: LagProbe, load: WorkerLoad, window: Window, step: Step) -> None:
-    probe.recording = True
-    if not step.requests:
+def _measure(probe: LagProbe, load: WorkerLoad, start: bool) -> None:
+    if start:
+        probe.recording = True
         load.begin()
+    elif probe.recording:
+        probe.recording = False
+        load.end()
 
 
 def run_step_sync(target: Target, step: Step, loop: str = "auto") -> StepResult:

@@ -73,6 +73,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
                 state["open"] += 1
                 if step.requests and window.measured_started == 1:
                     window.start = clock_ns()
+                    probe.recording = True
                     load.begin()
         local = StepResult("boto3")
         timer = StreamTimer(local, window, workload.counter(), measured)
@@ -108,11 +109,13 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         next_arrival = time.monotonic()
         while time.monotonic() < deadline:
             now = clock_ns()
-            if not began and now >= window.start:
+            if not began and now >= window.start and not step.requests:
                 began = True
                 probe.recording = True
-                if not step.requests:
-                    load.begin()
+                load.begin()
+            if began and now >= window.end and probe.recording:
+                probe.recording = False
+                load.end()
             with lock:
                 if window.closed and not state["open"]:
                     break
@@ -135,8 +138,9 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         else:
             result.errors["DrainTimeout"] = state["open"]
         end = clock_ns()
-        load.end()
-        probe.recording = False
+        if probe.recording:
+            probe.recording = False
+            load.end()
         stop.set()
     # Threads still streaming (cool-down fillers) stop after their stream; the next step must not
     # share the machine with them.

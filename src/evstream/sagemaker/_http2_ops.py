@@ -301,7 +301,8 @@ def _sagemaker_stream_error(headers: Mapping[str, Any], payload: bytes, request_
     error = stream_exception(headers, payload, request_id, SAGEMAKER_OPERATION)
     code = headers.get(":error-code") if headers.get(":message-type") == "error" else None
     if code in _SAGEMAKER_HTTP_ERRORS:  # a modelled error named by an error event (a refused input event)
-        return _SAGEMAKER_HTTP_ERRORS[str(code)](error.response, SAGEMAKER_OPERATION)
+        refused: Exception = _SAGEMAKER_HTTP_ERRORS[str(code)](error.response, SAGEMAKER_OPERATION)
+        return refused
     return error
 
 
@@ -393,4 +394,5 @@ def stream_reset(error_name: str, request_id: str | None, operation: BidiOperati
         f"The service reset the stream ({error_name})",
         headers={"x-amzn-requestid": request_id or ""},
     )
-    return StreamReset(response, operation.name)
+    reset: StreamReset = StreamReset(response, operation.name)
+    return reset

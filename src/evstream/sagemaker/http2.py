@@ -251,9 +251,6 @@ class BidirectionalStream:
 
     def close_input(self, *, timeout: float | None = None) -> None:
         """Send the signed end of the input (the server may go on answering); idempotent."""
-        with self._send_lock:
-            if self._stream.ended_input:
-                return
         self._write(b"", end=True, timeout=timeout)
 
     def _write(self, message: bytes, *, end: bool, timeout: float | None) -> None:
@@ -263,6 +260,8 @@ class BidirectionalStream:
             if self._closed:
                 raise ValueError("send on a closed stream")
             if core.ended_input:
+                if end:
+                    return
                 raise ValueError("the input was already closed")
             self._raise_if_failed()
             deadline = time.monotonic() + limit

@@ -1,0 +1,298 @@
+"""The asyncio twin of :mod:`.http2`: ``await stream.send(...)``, ``async for event in stream``.
+
+The transport is the same :class:`DuplexCore` on awscrt's threads; its ``wake`` hops onto the event loop
+with ``call_soon_threadsafe``, and writes wait on their ``write_data`` futures through ``wrap_future``, so
+nothing here blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import time
+from typing import Any
+
+from awscrt import http as crt_http
+
+from ._http2_ops import BEDROCK, SAGEMAKER, control_plane
+from ._http2_transport import DuplexCore
+from .errors import ConnectionFailed, EventTimeout, FirstByteTimeout
+from .event_signing import EventSigner
+from .http2 import DEFAULT_INFLIGHT, DEFAULT_WINDOW, Exceptions, Http2Base, SendTimeout
+
+__all__ = [
+    "AsyncBedrockHttp2Client",
+    "AsyncBidirectionalStream",
+    "AsyncHttp2Client",
+    "async_bedrock_http2_client",
+    "async_http2_client",
+]
+
+
+class AsyncBidirectionalStream:
+    """One bidirectional stream on an event loop; the same events and errors as the sync stream."""
+
+    def __init__(
+        self, client: Http2Base, signer: EventSigner | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._client = client
+        self._signer = signer
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._core: DuplexCore | None = None
+        self._connection: crt_http.Http2ClientConnection | None = None
+        self._closed = False
+        self._first = True
+
+    def _start(self, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest) -> None:
+        self._connection = connection
+        self._core = DuplexCore(connection, request, self._wake, max_inflight=self._client.max_inflight)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._changed.set)
+
+    @property
+    def _stream(self) -> DuplexCore:
+        if self._core is None:
+            raise RuntimeError("the stream was not started")
+        return self._core
+
+    async def _wait(self, deadline: float) -> bool:
+        """Wait for a change; False once ``deadline`` has passed."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._changed.wait(), remaining)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        data: bytes | str,
+        *,
+        data_type: str | None = None,
+        completion_state: str | None = None,
+        p: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Sign and send one input event; waits while the server is not taking input."""
+        operation = self._client._operation
+        if operation is SAGEMAKER:
+            message = operation.input_event(data, data_type, completion_state, p)
+        else:
+            if data_type is not None or completion_state is not None or p is not None:
+                raise TypeError("Bedrock chunk events carry bytes only")
+            message = operation.input_event(data)
+        await self._write(message, end=False, timeout=timeout)
+
+    async def close_input(self, *, timeout: float | None = None) -> None:
+        """Send the signed end of the input; idempotent."""
+        if self._stream.ended_input:
+            return
+        await self._write(b"", end=True, timeout=timeout)
+
+    async def _write(self, message: bytes, *, end: bool, timeout: float | None) -> None:
+        core = self._stream
+        limit = self._client._target.read_timeout if timeout is None else timeout
+        async with self._send_lock:
+            if self._closed:
+                raise ValueError("send on a closed stream")
+            if core.ended_input:
+                if end:
+                    return
+                raise ValueError("the input was already closed")
+            self._raise_if_failed()
+            deadline = time.monotonic() + limit
+            while (pending := core.backlog()) is not None:
+                try:
+                    remaining = max(0.0, deadline - time.monotonic())
+                    await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), remaining)
+                except asyncio.TimeoutError:
+                    raise SendTimeout(
+                        f"The server took no input for {limit:g} s",
+                        limit,
+                        endpoint_url=self._client.endpoint_url,
+                    ) from None
+                except Exception as exc:
+                    raise self._client._transport_error(exc) from exc
+                self._raise_if_failed()
+            if self._signer is None:
+                frame = message
+            else:
+                frame = self._signer.end() if end else self._signer.sign(message)
+            core.write(frame, end=end)
+        # A task sending many events must not starve the loop (the reader of the answers is on it too).
+        await asyncio.sleep(0)
+
+    def _raise_if_failed(self) -> None:
+        core = self._stream
+        if core.status not in (0, 200) or core.error is not None:
+            failure = self._client._failure(core)
+            if failure is not None:
+                raise failure
+
+    # -- receiving ------------------------------------------------------------------------------------
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The response's members and metadata, once the headers have arrived (``await
+        stream.wait_response()`` waits for them)."""
+        core = self._stream
+        if core.status == 0:
+            raise RuntimeError("no response headers yet: await stream.wait_response() first")
+        if core.status != 200:
+            failure = self._client._failure(core)
+            if failure is not None:
+                raise failure
+        return self._client._response(core)
+
+    async def wait_response(self) -> dict[str, Any]:
+        """Wait for the response headers (``first_byte_timeout``); raises the error an error answer stands
+        for."""
+        core = self._stream
+        timeout = self._client._target.read_timeout
+        deadline = time.monotonic() + timeout
+        while core.status == 0 and not core.complete:
+            self._changed.clear()
+            if core.status != 0 or core.complete:
+                break
+            if not await self._wait(deadline):
+                raise FirstByteTimeout(f"No response within {timeout:g} s", timeout)
+        if core.status != 200:
+            while not core.complete:
+                self._changed.clear()
+                if core.complete or not await self._wait(deadline):
+                    break
+            failure = self._client._failure(core)
+            raise failure if failure is not None else ConnectionFailed("The stream ended without a response")
+        return self._client._response(core)
+
+    def __aiter__(self) -> AsyncBidirectionalStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        core = self._stream
+        operation = self._client._operation
+        target = self._client._target
+        while True:
+            timeout = target.read_timeout
+            deadline = time.monotonic() + timeout
+            while True:
+                self._changed.clear()
+                message = core.take()
+                if message is not None or core.finished:
+                    break
+                if not await self._wait(deadline):
+                    cls = FirstByteTimeout if self._first else EventTimeout
+                    what = "first event" if self._first else "event"
+                    raise cls(
+                        f"No {what} within {timeout:g} s", timeout, endpoint_url=self._client.endpoint_url
+                    )
+            if message is None:
+                failure = self._client._failure(core)
+                if failure is not None:
+                    raise failure
+                raise StopAsyncIteration
+            self._first = False
+            event = operation.output_event(message, target, core.headers.get("x-amzn-requestid"))
+            if event is not None:
+                return event
+
+    # -- lifetime --------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the stream (a running one has its input ended and its output dropped)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._core is None or self._connection is None:
+            return
+        abandoned = self._core.abandon()
+        self._client._pool.release(self._connection, abandoned=abandoned)
+
+    async def __aenter__(self) -> AsyncBidirectionalStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _AsyncClient(Http2Base):
+    exceptions = Exceptions
+
+    async def _open(self, params: dict[str, Any]) -> AsyncBidirectionalStream:
+        request, signer = self._request(params)
+        stream = AsyncBidirectionalStream(self, signer, asyncio.get_running_loop())
+        timeout = self._target.connect_timeout + 1
+        try:
+            connection = await asyncio.wait_for(asyncio.wrap_future(self._pool.acquire()), timeout)
+        except asyncio.TimeoutError:
+            raise self._transport_error(concurrent.futures.TimeoutError()) from None
+        except Exception as exc:
+            raise self._transport_error(exc) from exc
+        try:
+            stream._start(connection, request)
+        except Exception as exc:
+            self._pool.release(connection)
+            raise self._transport_error(exc) from exc
+        return stream
+
+    async def close(self) -> None:
+        self._pool.close()
+
+    async def __aenter__(self) -> _AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class AsyncHttp2Client(_AsyncClient):
+    """SageMaker Runtime HTTP2 on asyncio; streams share HTTP/2 connections."""
+
+    async def invoke_endpoint_with_bidirectional_stream(self, **params: Any) -> AsyncBidirectionalStream:
+        return await self._open(params)
+
+
+class AsyncBedrockHttp2Client(_AsyncClient):
+    """Bedrock Runtime's bidirectional operation on asyncio."""
+
+    @property
+    def exceptions(self) -> Any:  # type: ignore[override]
+        return self._target.client.exceptions
+
+    async def invoke_model_with_bidirectional_stream(self, **params: Any) -> AsyncBidirectionalStream:
+        return await self._open(params)
+
+
+def async_http2_client(
+    *,
+    session: Any = None,
+    config: Any = None,
+    window: int = DEFAULT_WINDOW,
+    max_inflight: int = DEFAULT_INFLIGHT,
+    **kwargs: Any,
+) -> AsyncHttp2Client:
+    """The asyncio SageMaker Runtime HTTP2 client; the same arguments as :func:`.http2.http2_client`."""
+    target = control_plane(SAGEMAKER.service_name, session=session, config=config, **kwargs)
+    return AsyncHttp2Client(SAGEMAKER, target, window=window, max_inflight=max_inflight)
+
+
+def async_bedrock_http2_client(
+    *,
+    session: Any = None,
+    config: Any = None,
+    window: int = DEFAULT_WINDOW,
+    max_inflight: int = DEFAULT_INFLIGHT,
+    **kwargs: Any,
+) -> AsyncBedrockHttp2Client:
+    """The asyncio Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``."""
+    target = control_plane(BEDROCK.service_name, session=session, config=config, **kwargs)
+    return AsyncBedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)

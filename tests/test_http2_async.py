@@ -1,0 +1,223 @@
+"""The asyncio HTTP/2 bidirectional client against the local endpoint (TLS, every signature checked)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+
+import pytest
+from http2_support import CREDENTIALS, KEYS, behaving
+
+from evstream.emulator.http2 import Bidi, Http2EndpointThread, tls_context
+from evstream.sagemaker import errors
+from evstream.sagemaker._http2_async import async_bedrock_http2_client, async_http2_client
+from evstream.sagemaker.http2 import InputValidationError, SendTimeout, StreamReset
+
+COUNT = 1000
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    return tls_context(str(tmp_path_factory.mktemp("http2-tls")))
+
+
+@pytest.fixture(scope="module")
+def endpoint(tls: tuple[ssl.SSLContext, str]) -> Iterator[Http2EndpointThread]:
+    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS, region="us-west-2") as server:
+        yield server
+
+
+@pytest.fixture
+def ca_file(tls: tuple[ssl.SSLContext, str]) -> str:
+    return tls[1]
+
+
+def client(server: Http2EndpointThread, ca: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return async_http2_client(endpoint_url=server.url, verify=ca, **{**KEYS, **kwargs})
+
+
+async def send_all(stream, messages: list[bytes], **members: str) -> bool:  # type: ignore[no-untyped-def]
+    for message in messages:
+        await stream.send(message, **members)
+    await stream.close_input()
+    return True
+
+
+def test_echo_thousand_each_way_interleaved(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    messages = [b"message %d" % i for i in range(COUNT)]
+
+    async def main() -> tuple[list[dict[str, object]], bool, dict[str, object]]:
+        async with client(endpoint, ca_file) as runtime:
+            stream = await runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="echo")
+            async with stream:
+                sending = asyncio.ensure_future(send_all(stream, messages, data_type="BINARY"))
+                received = []
+                overlapped = False
+                async for event in stream:
+                    overlapped = overlapped or not sending.done()
+                    received.append(event["PayloadPart"])
+                await sending
+                return received, overlapped, stream.response
+
+    received, overlapped, response = asyncio.run(main())
+    assert [part["Bytes"] for part in received] == messages
+    assert all(part["DataType"] == "BINARY" for part in received)
+    assert overlapped  # events arrived while the input was still being sent
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    exchange = endpoint.endpoint.exchanges[-1]
+    assert (exchange.events_in, exchange.events_out, exchange.signed_end, exchange.error) == (
+        COUNT,
+        COUNT,
+        True,
+        "",
+    )
+
+
+def test_conversation_thousand_turns(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    async def main() -> list[bytes]:
+        async with client(endpoint, ca_file) as runtime:
+            stream = await runtime.invoke_endpoint_with_bidirectional_stream(
+                EndpointName="chat", ModelQueryString="mode=conversation&parts=1"
+            )
+            async with stream:
+                assert (await stream.wait_response())["ResponseMetadata"]["HTTPStatusCode"] == 200
+                sending = asyncio.ensure_future(
+                    send_all(stream, [b"hello %d" % i for i in range(COUNT)], completion_state="COMPLETE")
+                )
+                replies = [event["PayloadPart"]["Bytes"] async for event in stream]
+                await sending
+                return replies
+
+    assert asyncio.run(main()) == [b"turn %d: hello %d" % (i + 1, i) for i in range(COUNT)]
+    exchange = endpoint.endpoint.exchanges[-1]
+    assert (exchange.events_in, exchange.events_out, exchange.signed_end) == (COUNT, COUNT, True)
+
+
+@pytest.mark.parametrize(
+    ("query", "cls"),
+    [
+        ("fault=model-stream-error&after=1", errors.ModelStreamError),
+        ("fault=internal-stream-failure&after=1", errors.InternalStreamFailure),
+        ("fault=reset&after=1", StreamReset),
+        ("fault=service-unavailable", errors.ServiceUnavailable),
+        ("fault=model-error", errors.ModelError),
+    ],
+)
+def test_faults(endpoint: Http2EndpointThread, ca_file: str, query: str, cls: type) -> None:
+    async def main() -> list[bytes]:
+        received: list[bytes] = []
+        async with client(endpoint, ca_file) as runtime:
+            stream = await runtime.invoke_endpoint_with_bidirectional_stream(
+                EndpointName="fault", ModelQueryString=query
+            )
+            async with stream:
+                if "after" in query:
+                    await stream.send(b"a")
+                    await stream.send(b"b")
+                with pytest.raises(cls):
+                    async for event in stream:
+                        received.append(event["PayloadPart"]["Bytes"])
+        return received
+
+    assert asyncio.run(main()) == ([b"a"] if "after" in query else [])
+
+
+def test_stall_is_an_event_timeout(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    from botocore.config import Config
+
+    async def main() -> None:
+        runtime = client(endpoint, ca_file, config=Config(read_timeout=0.5))
+        stream = await runtime.invoke_endpoint_with_bidirectional_stream(
+            EndpointName="stall", ModelQueryString="fault=stall&after=1&stall=5"
+        )
+        async with stream:
+            await stream.send(b"a")
+            await stream.send(b"b")
+            assert (await stream.__anext__())["PayloadPart"]["Bytes"] == b"a"
+            with pytest.raises(errors.EventTimeout):
+                await stream.__anext__()
+        await runtime.close()
+
+    asyncio.run(main())
+
+
+def test_tampered_event_signature(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    async def main() -> None:
+        async with client(endpoint, ca_file) as runtime:
+            stream = await runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="tamper")
+            async with stream:
+                await stream.send(b"good")
+                assert (await stream.__anext__())["PayloadPart"]["Bytes"] == b"good"
+                stream._signer._chain.prior = "11" * 32
+                await stream.send(b"bad")
+                with pytest.raises(InputValidationError, match="signature"):
+                    await stream.__anext__()
+
+    asyncio.run(main())
+    assert "does not match" in endpoint.endpoint.exchanges[-1].error
+
+
+def test_consumer_that_stops_reading_holds_memory_bounded(
+    tls: tuple[ssl.SSLContext, str], ca_file: str
+) -> None:
+    async def main() -> tuple[int, int]:
+        with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS) as server:
+            runtime = client(server, ca_file, window=65536, max_inflight=65536)
+            sent = 0
+            stream = await runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="flood")
+            async with stream:
+                with pytest.raises(SendTimeout):
+                    for _ in range(10_000):
+                        await stream.send(b"y" * 16384, timeout=1.0)
+                        sent += 1
+                buffered = stream._core.buffered
+            await runtime.close()
+            return sent, buffered
+
+    sent, buffered = asyncio.run(main())
+    assert sent < 64
+    assert buffered * 16384 <= 65536 + 2 * 16384
+
+
+def test_many_concurrent_streams_share_a_connection(tls: tuple[ssl.SSLContext, str], ca_file: str) -> None:
+    async def main() -> tuple[list[list[bytes]], int]:
+        with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS) as server:
+            async with client(server, ca_file) as runtime:
+
+                async def one(i: int) -> list[bytes]:
+                    stream = await runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="many")
+                    async with stream:
+                        sending = asyncio.ensure_future(
+                            send_all(stream, [b"%d-%d" % (i, j) for j in range(20)])
+                        )
+                        out = [event["PayloadPart"]["Bytes"] async for event in stream]
+                        await sending
+                        return out
+
+                results = await asyncio.gather(*(one(i) for i in range(50)))
+            return list(results), server.endpoint.accepted_connections
+
+    results, connections = asyncio.run(main())
+    assert results == [[b"%d-%d" % (i, j) for j in range(20)] for i in range(50)]
+    assert connections == 1
+
+
+def test_bedrock(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    async def main() -> list[bytes]:
+        runtime = async_bedrock_http2_client(endpoint_url=endpoint.url, verify=ca_file, **KEYS)
+        stream = await runtime.invoke_model_with_bidirectional_stream(modelId="amazon.nova-sonic-v1:0")
+        async with stream:
+            sending = asyncio.ensure_future(send_all(stream, [b"chunk %d" % i for i in range(50)]))
+            chunks = [event["chunk"]["bytes"] async for event in stream]
+            await sending
+        with behaving(endpoint, Bidi(fault="internal-stream-failure", after=0)):
+            stream = await runtime.invoke_model_with_bidirectional_stream(modelId="m")
+            async with stream:
+                with pytest.raises(errors.InternalStreamFailure) as info:
+                    await stream.__anext__()
+        assert info.value.response["Error"]["Code"] == "internalServerException"
+        await runtime.close()
+        return chunks
+
+    assert asyncio.run(main()) == [b"chunk %d" % i for i in range(50)]
