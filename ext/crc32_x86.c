@@ -360,9 +360,9 @@ EVS_INLINE EVS_TARGET(TARGET_AVX512) uint32_t finish512(__m512i z, const unsigne
 
 /* From this size the zmm loop starts on a cache line. A zmm load at any other offset straddles two lines,
  * so every load needs two L1 accesses and, once the data comes from L2 or beyond, two lines to arrive
- * (Intel documents 64-byte alignment as the first rule for 512-bit loads; a Python bytes object's data is
- * 64-byte aligned only by chance). The 32-95-byte head costs the xmm kernel's one reduction (~10 ns), so
- * only inputs that leave the L1 pay it. */
+ * (Intel's optimization manual asks for 64-byte alignment of 512-bit data for this reason; a Python bytes
+ * object's data is 64-byte aligned only by chance). The 32-95-byte head costs one short xmm call, so only
+ * inputs that leave the L1 pay it. */
 #define ZMM_ALIGN_MIN (32 * 1024)
 
 /* Two accumulators a (earlier) and b carried over ka and kb onto a new chunk: one multiply level. */
