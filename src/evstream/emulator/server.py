@@ -167,7 +167,7 @@ class Emulator(Listener):
         # Any body is a valid model input; only a JSON object can carry options.
         try:
             document = json.loads(request.body) if request.body[:1] == b"{" else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             document = {}
         overrides = document.get("emulator") or {}
         params = document.get("parameters") or {}
