@@ -11,12 +11,14 @@ them; credentials are fake; instance metadata lookups are off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import http.server
 import itertools
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -251,6 +253,7 @@ class Outcome:
     error: BaseException | None = None
     response: dict[str, Any] = dataclasses.field(default_factory=dict)  # without the event stream
     events: list[Any] = dataclasses.field(default_factory=list)
+    exceptions: Any = None  # the client's ``exceptions`` (botocore's classes are per client session)
 
     def __str__(self) -> str:
         if self.error is None:
@@ -267,9 +270,11 @@ def boto3_stream(
     except Exception as exc:
         return Outcome("build", exc)
     try:
-        return _sync_call(getattr(client, operation), params, body_key)
+        outcome = _sync_call(getattr(client, operation), params, body_key)
     finally:
         client.close()
+    outcome.exceptions = client.exceptions
+    return outcome
 
 
 def evstream_client(flavour: str, service: str = "sagemaker-runtime", **client_kwargs: Any) -> Any:
@@ -290,9 +295,11 @@ def evstream_stream(
     except Exception as exc:
         return Outcome("build", exc)
     try:
-        return _sync_call(getattr(client, operation), params, body_key)
+        outcome = _sync_call(getattr(client, operation), params, body_key)
     finally:
         client.close()
+    outcome.exceptions = client.exceptions
+    return outcome
 
 
 def _sync_call(method: Callable[..., Any], params: Mapping[str, Any], body_key: str) -> Outcome:
@@ -318,18 +325,24 @@ async def _async_call(
     except Exception as exc:
         return Outcome("build", exc)
     async with client as runtime:
-        try:
-            response = await getattr(runtime, operation)(**params)
-        except Exception as exc:
-            return Outcome("call", exc)
-        stream = response.pop(body_key)
-        events: list[Any] = []
-        try:
-            async for event in stream:
-                events.append(event)
-        except Exception as exc:
-            return Outcome("stream", exc, response, events)
-        return Outcome("done", None, response, events)
+        outcome = await _async_stream(runtime, operation, params, body_key)
+        outcome.exceptions = runtime.exceptions
+        return outcome
+
+
+async def _async_stream(runtime: Any, operation: str, params: Mapping[str, Any], body_key: str) -> Outcome:
+    try:
+        response = await getattr(runtime, operation)(**params)
+    except Exception as exc:
+        return Outcome("call", exc)
+    stream = response.pop(body_key)
+    events: list[Any] = []
+    try:
+        async for event in stream:
+            events.append(event)
+    except Exception as exc:
+        return Outcome("stream", exc, response, events)
+    return Outcome("done", None, response, events)
 
 
 def assert_same_failure(ours: Outcome, oracle: Outcome) -> None:
@@ -368,3 +381,52 @@ def assert_same_response(ours: Mapping[str, Any], oracle: Mapping[str, Any]) -> 
     assert set(mine["HTTPHeaders"]) == set(theirs["HTTPHeaders"]), (
         f"HTTPHeaders: evstream {sorted(mine['HTTPHeaders'])}, boto3 {sorted(theirs['HTTPHeaders'])}"
     )
+
+
+class WireSink:
+    """Keeps every byte any client sends it, answers each connection with a 400 and closes it: a
+    witness that nothing reached the wire (it parses nothing, so no malformed request goes unseen)."""
+
+    _ANSWER = (
+        b"HTTP/1.1 400 Bad Request\r\nx-amzn-ErrorType: ValidationError:\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 17\r\nConnection: close\r\n\r\n"
+        b'{"Message":"no"}\n'
+    )
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(2)
+                head = b""
+                try:
+                    while b"\r\n\r\n" not in head and len(head) < 65536:
+                        data = connection.recv(65536)
+                        if not data:
+                            break
+                        head += data
+                    connection.sendall(self._ANSWER)
+                except OSError:
+                    pass
+                with self._lock:
+                    self.received += head
+
+    def __enter__(self) -> WireSink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(5)

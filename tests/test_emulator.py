@@ -314,7 +314,17 @@ def test_event_frames_are_real_event_stream(endpoint: EmulatorThread) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload", [b'{"emulator": "tokens=3"}', b'{"parameters": [1]}', b'{"emulator": {"tokens": "x"}}']
+    "payload",
+    [
+        b'{"emulator": "tokens=3"}',
+        b'{"parameters": [1]}',
+        b'{"emulator": {"tokens": "x"}}',
+        b'{"emulator": {"tokens": 1.5}}',
+        b'{"emulator": {"tokens": true}}',
+        b'{"emulator": {"straddle": 1}}',
+        b'{"emulator": {"tokens": 100000000}}',  # a whole response of gigabytes
+        b'{"emulator": {"chunk_events": 1000000}}',  # every frame held for one chunk
+    ],
 )
 def test_bad_options_are_a_validation_error(endpoint: EmulatorThread, payload: bytes) -> None:
     client = boto_client(endpoint.url)
@@ -325,6 +335,6 @@ def test_bad_options_are_a_validation_error(endpoint: EmulatorThread, payload: b
 
 def test_any_body_is_a_model_input(endpoint: EmulatorThread) -> None:
     client = boto_client(endpoint.url)
-    for payload in (b"", b"plain text", b"[1, 2]", b"{not json"):
+    for payload in (b"", b"plain text", b"[1, 2]", b"{not json", b'{"a":' * 100_000):
         response = client.invoke_endpoint_with_response_stream(EndpointName="any", Body=payload)
         assert stream_bytes(response) == b"".join(generate_records(Behavior()))

@@ -376,3 +376,67 @@ def test_bedrock_errors_are_botocores_classes(endpoint: Http2EndpointThread, ca_
     assert isinstance(stream_info.value, errors.ModelStreamError)
     assert stream_info.value.response["Error"]["Code"] == "modelStreamErrorException"
     assert stream_info.value.original_status_code == 500
+
+
+# -- cleartext HTTP/2 (h2c, prior knowledge), with the h2 library as the client -----------------------------
+
+
+def test_cleartext_h2c_with_prior_knowledge() -> None:
+    import socket
+
+    import h2.connection
+    import h2.events
+    from awscrt import auth, http
+
+    from evstream import Decoder
+    from evstream.sagemaker._http2_ops import sagemaker_input_event
+    from evstream.sagemaker.event_signing import EVENT_STREAM_PAYLOAD, EventSigner
+
+    with Http2EndpointThread(credentials=CREDENTIALS, region="us-west-2") as server:
+        assert server.url.startswith("http://")
+        host = server.url.split("//", 1)[1]
+        path = "/endpoints/h2c/invocations-bidirectional-stream"
+        request = http.HttpRequest(
+            "POST",
+            path,
+            http.HttpHeaders([("host", host), ("content-type", "application/vnd.amazon.eventstream")]),
+        )
+        config = auth.AwsSigningConfig(
+            credentials_provider=auth.AwsCredentialsProvider.new_static("AKIDHTTP2", "http2-secret"),
+            region="us-west-2",
+            service="sagemaker",
+            signed_body_value=EVENT_STREAM_PAYLOAD,
+            signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+        )
+        auth.aws_sign_request(request, config).result(10)
+        seed = request.headers.get("Authorization").rsplit("Signature=", 1)[1]
+        signer = EventSigner("http2-secret", "us-west-2", "sagemaker", seed)
+
+        connection = h2.connection.H2Connection()
+        connection.initiate_connection()
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", host)]
+        headers += [(name.lower(), value) for name, value in request.headers if name.lower() != "host"]
+        connection.send_headers(1, headers)
+        body = b"".join(signer.sign(sagemaker_input_event(b"part %d" % i)) for i in range(5)) + signer.end()
+        connection.send_data(1, body, end_stream=True)
+        decoder, status, ended = Decoder(), None, False
+        with socket.create_connection(host.rsplit(":", 1)) as sock:  # type: ignore[arg-type]
+            sock.settimeout(10)
+            sock.sendall(connection.data_to_send())
+            messages = []
+            while not ended:
+                data = sock.recv(65536)
+                assert data, "the endpoint closed the connection"
+                for event in connection.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        status = dict(event.headers)[b":status"]
+                    elif isinstance(event, h2.events.DataReceived):
+                        messages += decoder.feed(event.data)
+                        connection.acknowledge_received_data(event.flow_controlled_length, 1)
+                    elif isinstance(event, h2.events.StreamEnded):
+                        ended = True
+                sock.sendall(connection.data_to_send())
+        record = server.endpoint.exchanges[-1]
+    assert status == b"200"
+    assert [m.payload for m in messages] == [b"part %d" % i for i in range(5)]
+    assert (record.events_in, record.signed_end, record.error) == (5, True, "")

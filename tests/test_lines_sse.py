@@ -242,3 +242,23 @@ class TestLineIterator:
             expected.pop()
         expected = [line[:-1] if line.endswith(b"\r") else line for line in expected]
         assert list(lines.LineIterator(self.events(*cut(data, points)))) == expected
+
+
+def test_json_value_cut_into_many_pieces_with_brackets_in_strings() -> None:
+    # Every chunk brings a closing bracket inside a string: parsed whole a few times, then scanned.
+    value = {"text": "}]" * 3000, "tail": [{"x": "]"}]}
+    data = json.dumps(value).encode()
+    parser = JSONParser()
+    out = []
+    for i in range(0, len(data), 2):
+        out += parser.feed(data[i : i + 2])
+    assert out + parser.close() == [value]
+
+
+def test_invalid_json_raises_before_the_end_of_the_stream() -> None:
+    parser = JSONParser()
+    parser.feed(b"{not json}\n")
+    with pytest.raises(lines.InvalidJSON):
+        for _ in range(20):
+            parser.feed(b'{"a": 1}\n'[:4])
+            parser.feed(b'{"a": 1}\n'[4:])

@@ -263,12 +263,9 @@ def target(endpoint: EmulatorThread, template: str = "tgi", **emulator: object) 
         sagemaker.bedrock_async_client if template in BEDROCK_FAMILIES else sagemaker.async_client
     )
     client = client_factory(endpoint_url=endpoint.url, max_pool_connections=16, max_attempts=1, **KEYS)
-    workload = Workload(
-        template,
-        output_tokens=Distribution("constant", TOKENS),
-        emulator=dict(emulator),
-        stream_format="lmi" if template in BEDROCK_FAMILIES else "",
-    )
+    if template in BEDROCK_FAMILIES:
+        emulator.setdefault("format", template)
+    workload = Workload(template, output_tokens=Distribution("constant", TOKENS), emulator=dict(emulator))
     return Target(client, "model", workload)
 
 
@@ -301,10 +298,9 @@ def test_an_open_loop_step_sends_poisson_arrivals(endpoint: EmulatorThread) -> N
     assert result.output_tokens == result.requests * TOKENS
 
 
-def test_bedrock_steps_count_tokens_from_chunks(endpoint: EmulatorThread) -> None:
-    result = run_step_sync(
-        target(endpoint, "anthropic"), Step(concurrency=2, requests=4, warmup=0), "asyncio"
-    )
+@pytest.mark.parametrize("family", sorted(BEDROCK_FAMILIES))
+def test_bedrock_steps_count_tokens_from_chunks(endpoint: EmulatorThread, family: str) -> None:
+    result = run_step_sync(target(endpoint, family), Step(concurrency=2, requests=4, warmup=0), "asyncio")
     assert result.errors == {} and result.requests == 4
     assert result.output_tokens == 4 * TOKENS
 
@@ -350,3 +346,15 @@ def test_steps_are_checked_and_split() -> None:
     assert len({p.seed for p in parts}) == 3
     with pytest.raises(ValueError, match="at least 4"):
         Step(concurrency=3).split(4, 0)
+
+
+def test_boto3_errors_get_the_same_class_names(endpoint: EmulatorThread) -> None:
+    pytest.importorskip("boto3")
+    from evstream.loadtest import Boto3Target, run_step_threads
+
+    workload = Workload(
+        "tgi", output_tokens=Distribution("constant", TOKENS), emulator={"fault": "model-stream-error"}
+    )
+    boto = Boto3Target("model", workload, endpoint_url=endpoint.url, **KEYS)
+    result = run_step_threads(boto, Step(concurrency=2, requests=4, warmup=0))
+    assert result.requests == 0 and result.errors == {"ModelStreamError": 4}

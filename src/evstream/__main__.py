@@ -94,6 +94,7 @@ def add_serve(subparsers: Subparsers) -> None:
         "--secret-key-file", help=f"file whose first line is the secret key ({SECRET_KEY_ENV})"
     )
     parser.add_argument("--upstream", help="proxy mode: URL of a model container (POST /invocations)")
+    add_http2_arguments(parser)
     parser.add_argument(
         "--log",
         action="store_true",
@@ -139,6 +140,7 @@ def serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot listen on {args.host}:{args.port}: {os_error(exc)}") from None
         print(f"evstream endpoint listening on {emulator.url}", flush=True)
+        http2 = await start_http2(args, credentials, stack)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -148,11 +150,64 @@ def serve(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
+            for listener in http2:
+                await listener.close()
             await emulator.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as stack:
         asyncio.run(run())
     return EXIT_OK
+
+
+def add_http2_arguments(parser: argparse.ArgumentParser) -> None:
+    from .emulator.http2 import BIDI_FAULTS, MODES
+
+    parser.add_argument(
+        "--http2-port",
+        type=port_number,
+        help="also serve bidirectional streaming (SageMaker InvokeEndpointWithBidirectionalStream, Bedrock "
+        "InvokeModelWithBidirectionalStream) over HTTP/2 with TLS on this port; prints the CA file to trust",
+    )
+    parser.add_argument(
+        "--http2-cleartext-port",
+        type=port_number,
+        help="the same over cleartext HTTP/2 (h2c, prior knowledge)",
+    )
+    parser.add_argument(
+        "--http2-mode", choices=MODES, default="echo", help="echo each input part, or take conversation turns"
+    )
+    parser.add_argument(
+        "--http2-fault", choices=BIDI_FAULTS, default="", help="inject this error in every HTTP/2 stream"
+    )
+
+
+async def start_http2(args: argparse.Namespace, credentials: Any, stack: contextlib.ExitStack) -> list[Any]:
+    """The HTTP/2 listeners asked for; each prints its URL, the TLS one its CA file too."""
+    if args.http2_port is None and args.http2_cleartext_port is None:
+        return []
+    import tempfile
+
+    from .emulator.http2 import Bidi, start_listeners
+
+    directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="evstream-http2-"))
+    try:
+        listeners, ca_file = await start_listeners(
+            args.host,
+            tls_port=args.http2_port,
+            cleartext_port=args.http2_cleartext_port,
+            directory=directory,
+            bidi=Bidi(mode=args.http2_mode, fault=args.http2_fault, after=args.after),
+            credentials=credentials,
+        )
+    except ImportError as exc:
+        raise CommandError(f"HTTP/2 needs evstream[http2] (h2, trustme): {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"cannot listen for HTTP/2 on {args.host}: {os_error(exc)}") from None
+    for listener in listeners:
+        print(f"evstream HTTP/2 endpoint listening on {listener.url}", flush=True)
+    if ca_file is not None:
+        print(f"evstream HTTP/2 CA certificate: {ca_file}", flush=True)
+    return listeners
 
 
 def _request_logger(out: TextIO) -> Callable[[Any, int, float], None]:

@@ -26,6 +26,10 @@ _STRUCTURE = re.compile(r'[{}\[\]"]')
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # stops at the closing quote or a lone "\"
 _SCALAR = re.compile(r'[^ \t\n\r{}\[\]",:]*')
 _decoder = json.JSONDecoder()
+# A value cut across chunks is parsed whole at most this many times, and only while it is this short;
+# then it is scanned (linear whatever the chunking).
+_ATTEMPTS = 8
+_RETRY_LENGTH = 16384
 
 
 def load_json(text: str) -> Any:
@@ -41,23 +45,36 @@ class JSONSequence:
     """JSON values one after another, separated by whitespace or by nothing: JSON lines, and the
     objects Bedrock sends one per chunk (``{...}{...}``), cut anywhere.
 
-    A value that is complete within one chunk costs one ``raw_decode``; a value cut across chunks is
-    scanned for its end (strings, brackets) once, then parsed once, so feeding byte by byte stays
-    linear. Only the value in progress is kept.
+    A value that is complete within one chunk costs one ``raw_decode``. A value cut across chunks is
+    parsed again when a chunk brings a closing bracket, a few times at most; then it is scanned for its
+    end (strings, brackets) once and parsed once, so feeding byte by byte stays linear. Only the value
+    in progress is kept.
     """
 
     def __init__(self, max_length: int = MAX_LINE_LENGTH) -> None:
         self._limit = max_length
         self._parts: list[str] = []  # the value in progress
         self._size = 0
-        self._mode = ""  # "" between values, "nested", "string" (top-level string) or "scalar"
+        # "" between values; "retry": an object or array parsed whole when a closing bracket arrives;
+        # "nested": the same, scanned; "string" (a top-level string) or "scalar" (number, literal)
+        self._mode = ""
+        self._attempts = 0
         self._depth = 0
         self._in_string = False
         self._escape = False  # a chunk ended with the "\" of an escape inside a string
 
     def feed(self, text: str) -> list[Any]:
-        values = []
+        values: list[Any] = []
         i, n = 0, len(text)
+        if self._mode == "retry":
+            if "}" not in text and "]" not in text:
+                self._keep(text)
+                return values
+            text = "".join(self._parts) + text
+            self._parts.clear()
+            i, n = self._retry(text, values), len(text)
+            if i < 0:
+                return values
         while i < n:
             start = i
             if not self._mode:
@@ -70,14 +87,14 @@ class JSONSequence:
                     try:
                         value, i = _decoder.raw_decode(text, i)
                     except json.JSONDecodeError:
-                        pass  # cut off (or invalid): find where it ends, then parse it whole
+                        self._mode, self._attempts = "retry", 1  # cut off (or invalid)
+                        self._keep(text[start:])
+                        break
                     except RecursionError:
                         raise InvalidJSON("JSON nested too deeply", text[i:], 0) from None
-                    else:
-                        values.append(value)
-                        continue
-                    self._mode, self._depth, i = "nested", 1, i + 1
-                elif first == '"':
+                    values.append(value)
+                    continue
+                if first == '"':
                     self._mode, self._in_string, i = "string", True, i + 1
                 elif first in "}],:":
                     load_json(text[i:])  # raises: a value cannot start here
@@ -85,10 +102,7 @@ class JSONSequence:
                     self._mode = "scalar"
             end = self._scan(text, i)
             if end < 0:
-                self._size += n - start
-                if self._size > self._limit:
-                    raise LineTooLong(self._limit, "JSON value")
-                self._parts.append(text[start:])
+                self._keep(text[start:])
                 break
             piece = text[start:end]
             if self._parts:
@@ -100,6 +114,38 @@ class JSONSequence:
             values.append(load_json(piece))
             i = end
         return values
+
+    def _keep(self, text: str) -> None:
+        self._size += len(text)
+        if self._size > self._limit:
+            raise LineTooLong(self._limit, "JSON value")
+        self._parts.append(text)
+
+    def _retry(self, text: str, values: list[Any]) -> int:
+        """Parse the pending value (all of ``text`` so far); where to go on in ``text``, or -1."""
+        try:
+            value, end = _decoder.raw_decode(text, 0)
+        except json.JSONDecodeError:
+            self._attempts += 1
+            if self._attempts <= _ATTEMPTS and len(text) <= _RETRY_LENGTH:
+                self._size = 0
+                self._keep(text)
+                return -1
+            # Still no value: find its end by scanning from the start, once.
+            self._mode, self._depth, self._in_string, self._escape = "nested", 1, False, False
+            self._size = 0
+            end = self._scan(text, 1)
+            if end < 0:
+                self._keep(text)
+                return -1
+            self._mode = ""
+            values.append(load_json(text[:end]))
+            return end
+        except RecursionError:
+            raise InvalidJSON("JSON nested too deeply", text, 0) from None
+        self._mode, self._size = "", 0
+        values.append(value)
+        return end
 
     def close(self) -> list[Any]:
         """The value pending at the end: a number, or an error for a value cut off."""

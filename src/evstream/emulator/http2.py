@@ -50,7 +50,16 @@ from ..sagemaker.event_signing import EVENT_STREAM_PAYLOAD, EventSignatureError,
 from .events import exception_frame
 from .sigv4 import verify_sigv4
 
-__all__ = ["BIDI_FAULTS", "Bidi", "Exchange", "Http2Endpoint", "Http2EndpointThread", "tls_context"]
+__all__ = [
+    "BIDI_FAULTS",
+    "MODES",
+    "Bidi",
+    "Exchange",
+    "Http2Endpoint",
+    "Http2EndpointThread",
+    "start_listeners",
+    "tls_context",
+]
 
 _log = logging.getLogger("evstream.emulator")
 _SAGEMAKER = re.compile(r"/endpoints/([^/]+)/invocations-bidirectional-stream")
@@ -590,3 +599,31 @@ class Http2EndpointThread:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+async def start_listeners(
+    host: str,
+    *,
+    tls_port: int | None,
+    cleartext_port: int | None,
+    directory: str,
+    bidi: Bidi | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> tuple[list[Http2Endpoint], str | None]:
+    """The HTTP/2 listeners ``serve`` asks for, started: over TLS (a certificate from a new private CA,
+    whose certificate is written to ``directory``; its path is returned) and over cleartext h2c."""
+    listeners: list[Http2Endpoint] = []
+    ca_file = None
+    if tls_port is not None:
+        context, ca_file = tls_context(directory, host)
+        listeners.append(Http2Endpoint(host, tls_port, ssl=context, bidi=bidi, credentials=credentials))
+    if cleartext_port is not None:
+        listeners.append(Http2Endpoint(host, cleartext_port, bidi=bidi, credentials=credentials))
+    try:
+        for listener in listeners:
+            await listener.start()
+    except BaseException:
+        for listener in listeners:
+            await listener.close()
+        raise
+    return listeners, ca_file

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 __all__ = [
     "KINDS",
@@ -31,6 +33,7 @@ __all__ = [
     "check_profile",
     "clock_ns",
     "distribution",
+    "paced_parts",
     "parse_duration",
     "stamp_record",
 ]
@@ -194,4 +197,25 @@ def stamp_record(record: bytes) -> bytes:
     end = record.rfind(b"}")
     if end < 0:
         return record
-    return b"%s%s%d%s" % (record[:end], _STAMP_PREFIX, clock_ns(), record[end:])
+    return record[:end] + _STAMP_PREFIX + str(clock_ns()).encode() + record[end:]
+
+
+# The generations a load test asks for are few and alike: remember their parts (up to this many tokens)
+# rather than encode the same JSON records for every request.
+_CACHED_TOKENS = 4096
+
+
+def paced_parts(behavior: Any) -> Iterable[bytes]:
+    """``split_parts(behavior)``, remembered for generations of up to 4,096 tokens."""
+    if behavior.tokens > _CACHED_TOKENS:
+        from .workloads import split_parts
+
+        return split_parts(behavior)
+    return _parts(behavior.format, behavior.tokens, behavior.seed, behavior.straddle)
+
+
+@functools.lru_cache(maxsize=16)
+def _parts(format: str, tokens: int, seed: int, straddle: bool) -> tuple[bytes, ...]:
+    from .workloads import Behavior, split_parts
+
+    return tuple(split_parts(Behavior(format=format, tokens=tokens, seed=seed, straddle=straddle)))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from .events import bedrock_chunk, payload_part
 from .faults import STREAM_FAULTS, pre_stream_fault, stream_fault
 from .http1 import ChunkedSender, HTTPError, Limits, read_request, response_head, write_error, write_simple
-from .latency import Pacing, stamp_record
+from .latency import Pacing, paced_parts, stamp_record
 from .listener import Listener
 from .proxy import Upstream
 from .recording import AttemptCounter, RecordedRequest, RequestLog
@@ -167,7 +167,7 @@ class Emulator(Listener):
         # Any body is a valid model input; only a JSON object can carry options.
         try:
             document = json.loads(request.body) if request.body[:1] == b"{" else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             document = {}
         overrides = document.get("emulator") or {}
         params = document.get("parameters") or {}
@@ -238,7 +238,7 @@ class Emulator(Listener):
         in_stream_fault = behavior.fault in STREAM_FAULTS
         event = bedrock_chunk if bedrock else payload_part
         start = time.monotonic()
-        for n, part in enumerate(split_parts(behavior)):
+        for n, part in enumerate(split_parts(behavior) if pacing is None else paced_parts(behavior)):
             if in_stream_fault and n == behavior.after:
                 outcome = await stream_fault(sender, behavior, bedrock)
                 if outcome != "continue":

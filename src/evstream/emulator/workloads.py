@@ -108,6 +108,10 @@ _WORDS = (
 _STRADDLE_SIZES = (1, 2, 3, 5, 7, 11, 13, 17, 29, 64)
 
 
+MAX_TOKENS = 1_000_000
+MAX_CHUNK_EVENTS = 4096
+
+
 @dataclasses.dataclass
 class Behavior:
     """What one streaming invocation produces. Every field can be set per request."""
@@ -130,12 +134,21 @@ class Behavior:
     stamp: bool = False  # add the send time ("sent_ns") to each JSON record
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value, default = getattr(self, field.name), field.default
+            # JSON gives ints for floats; a bool is an int to Python, but never a count here.
+            wanted = (int, float) if isinstance(default, float) else type(default)
+            if not isinstance(value, wanted) or (isinstance(value, bool) and not isinstance(default, bool)):
+                raise ValueError(f"{field.name} must be a {type(default).__name__}, not {value!r}")
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
         if self.fault and self.fault not in FAULTS:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}, not {self.fault!r}")
         if self.tokens < 0 or self.chunk_events < 1 or self.chunk_bytes < 0 or self.rate < 0:
             raise ValueError("tokens, rate and chunk_bytes must be >= 0 and chunk_events >= 1")
+        # What one request may make the endpoint hold: a whole response, or the frames of one HTTP chunk.
+        if self.tokens > MAX_TOKENS or self.chunk_events > MAX_CHUNK_EVENTS:
+            raise ValueError(f"at most {MAX_TOKENS} tokens and {MAX_CHUNK_EVENTS} events per chunk")
         check_profile(self.ttft, self.itl, self.stamp, self.straddle)
 
     def replace(self, overrides: Mapping[str, Any]) -> Behavior:

@@ -21,6 +21,8 @@ from .workload import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES, Workload, loa
 
 __all__ = ["add_loadtest_arguments", "add_loadtest_command", "run_cli"]
 
+# Templates whose local-endpoint streams are exactly one token per event.
+ONE_PER_EVENT = ("tgi", "lmi")
 LOCAL_PROFILE = {"ttft": "normal:200ms,20ms", "itl": "normal:20ms,4ms"}
 _LOCAL_KEYS = {"aws_access_key_id": "AKIDLOADTEST", "aws_secret_access_key": "local-endpoint"}
 
@@ -67,9 +69,10 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--output-tokens", type=_count_distribution, default="64", help="e.g. uniform:64,256")
     load.add_argument(
         "--count",
-        choices=("parse", "events"),
-        default="parse",
-        help="count tokens by parsing each record (exact), or one per event (less client CPU)",
+        choices=("auto", "parse", "events"),
+        default="auto",
+        help="count tokens by parsing each record, or one per event (no parsing on the client's hot "
+        "path); auto: events with --local and tgi or lmi (one token per event, each stamped), else parse",
     )
     steps = parser.add_mutually_exclusive_group()
     steps.add_argument("--concurrency", type=_numbers(int), help="streams at once per step, e.g. 1,8,64,512")
@@ -157,7 +160,9 @@ def _workload(args: argparse.Namespace, local: bool) -> Workload:
         input_tokens=args.input_tokens,
         output_tokens=args.output_tokens,
         emulator={} if local else None,
-        count=args.count,
+        count=args.count
+        if args.count != "auto"
+        else ("events" if local and args.template in ONE_PER_EVENT else "parse"),
     )
     if local:
         workload.stream_format = local_stream_format(args.template)

@@ -193,7 +193,9 @@ class Histogram:
 
     # -- transport (workers send these back to the coordinator) --------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, samples: bool = True) -> dict[str, Any]:
+        """Plain data (JSON-able); without ``samples`` the copy keeps only the buckets (smaller, and
+        percentiles within the relative error)."""
         return {
             "count": self.count,
             "total": self.total,
@@ -201,7 +203,7 @@ class Histogram:
             "max": self.maximum,
             "exact_limit": self.exact_limit,
             "buckets": {str(k): v for k, v in sorted(self.buckets.items())},
-            "samples": self.samples,
+            "samples": self.samples if samples else None,
         }
 
     @classmethod

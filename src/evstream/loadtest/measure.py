@@ -255,8 +255,19 @@ class StreamTimer:
 
     def fail(self, exc: BaseException) -> None:
         if self.measured:
-            name = type(exc).__name__
+            name = error_class(exc)
             self.result.errors[name] = self.result.errors.get(name, 0) + 1
+
+
+def error_class(exc: BaseException) -> str:
+    """The error's service code when it has one (boto3's and evstream's errors agree on those), else
+    its class name."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if isinstance(code, str) and code:
+            return code
+    return type(exc).__qualname__.split(".")[0]
 
 
 class LagProbe:

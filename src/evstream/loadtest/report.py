@@ -136,7 +136,7 @@ def json_document(
     for result in results:
         step = {"summary": summary(result), "workers": [vars(w) for w in result.workers]}
         if histograms:
-            step["histograms"] = {n: getattr(result, n).to_dict() for n in (*LATENCIES, "lag")}
+            step["histograms"] = {n: getattr(result, n).to_dict(samples=False) for n in (*LATENCIES, "lag")}
         steps.append(step)
     return {"meta": meta, "steps": steps}
 

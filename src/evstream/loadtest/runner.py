@@ -1,6 +1,7 @@
 """One client process running one step: closed-loop concurrency or open-loop Poisson arrivals, on asyncio.
 
-A step has three phases. Warm-up: the load runs, nothing is measured (connections open, caches fill).
+A step has three phases. Warm-up: the users start, spread over its first half, and the load runs
+unmeasured (connections open, caches fill).
 The measured window: requests that start in it are measured to their end; tokens and completions
 inside it give throughput. Cool-down: the load keeps running, unmeasured, until the last measured
 request has ended (bounded by ``drain_timeout``), so measured requests never see the load fall
@@ -135,7 +136,8 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 if window.closed and not measured_open:
                     done.set()
 
-    async def user() -> None:
+    async def user(delay: float) -> None:
+        await asyncio.sleep(delay)  # users start spread over the first half of the warm-up
         while not done.is_set():
             await request()
 
@@ -171,8 +173,8 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
 
     with LagProbe(result.lag, loop) as probe:
         if step.concurrency:
-            for _ in range(step.concurrency):
-                spawn(user())
+            for n in range(step.concurrency):
+                spawn(user(step.warmup / 2 * n / step.concurrency))
         else:
             spawn(arrivals())
         watcher = loop.create_task(watch())

@@ -7,6 +7,7 @@ can be compared in one run: what boto3's threads add to the latencies they repor
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -88,7 +89,8 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
             if measured:
                 state["open"] -= 1
 
-    def user() -> None:
+    def user(delay: float) -> None:
+        time.sleep(delay)  # users start spread over the first half of the warm-up
         while not stop.is_set():
             request()
 
@@ -101,8 +103,8 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
 
     with LagProbe(result.lag) as probe:
         if step.concurrency:
-            for _ in range(step.concurrency):
-                spawn(user)
+            for n in range(step.concurrency):
+                spawn(functools.partial(user, step.warmup / 2 * n / step.concurrency))
         deadline = time.monotonic() + step.warmup + step.drain_timeout
         deadline += step.duration if not step.requests else step.requests * 60.0
         began = False

@@ -46,6 +46,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._async import AsyncBedrockClient, AsyncClient, AsyncEventStream
+    from ._http2_async import AsyncHttp2Client
+    from .http2 import Http2Client
 
 __all__ = [
     "AsyncBedrockClient",
@@ -78,9 +80,11 @@ __all__ = [
     "UnmodelledStreamError",
     "ValidationError",
     "async_client",
+    "async_http2_client",
     "bedrock_async_client",
     "bedrock_client",
     "client",
+    "http2_client",
 ]
 
 
@@ -100,6 +104,21 @@ def async_client(boto3_client: Any = None, /, **kwargs: Any) -> AsyncClient:
     from ._async import AsyncClient
 
     return AsyncClient(boto3_client, **kwargs)
+
+
+def http2_client(**kwargs: Any) -> Http2Client:
+    """SageMaker Runtime HTTP2 ``invoke_endpoint_with_bidirectional_stream`` (sync): boto3.client's
+    arguments; see :mod:`evstream.sagemaker.http2`."""
+    from .http2 import http2_client as make
+
+    return make(**kwargs)
+
+
+def async_http2_client(**kwargs: Any) -> AsyncHttp2Client:
+    """The asyncio twin of :func:`http2_client`."""
+    from ._http2_async import async_http2_client as make
+
+    return make(**kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -137,7 +137,9 @@ class ControlPlane:
         # signature over "host:443" fails against the "host" actually sent).
         self.host_header = host if self.port == default_port else f"{host}:{self.port}"
         self.base_path = parts.path.rstrip("/")
-        self.endpoint_url = f"{parts.scheme}://{self.host_header}{self.base_path}"
+        # As botocore has it (an explicit default port stays in the URL; HTTP clients leave it out of Host).
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        self.endpoint_url = f"{parts.scheme}://{netloc}{self.base_path}"
 
     # -- per request -------------------------------------------------------------------------------
 
@@ -160,13 +162,18 @@ class ControlPlane:
         retries = call["retries"]
         retries["attempt"] = attempt
         headers.update(self.endpoint_headers)
+        self.sign(method, path, headers, body)
+        # Added after signing, as botocore does: these headers are not part of the signature.
         headers["User-Agent"] = self.user_agent
         headers["amz-sdk-invocation-id"] = retries["invocation-id"]
-        headers["amz-sdk-request"] = f"attempt={attempt}; max={self.max_attempts}"
+        # botocore's legacy mode states the maximum only once a retry has been considered.
+        if attempt > 1 or self.retry_mode != "legacy":
+            headers["amz-sdk-request"] = f"attempt={attempt}; max={self.max_attempts}"
+        else:
+            headers["amz-sdk-request"] = f"attempt={attempt}"
         if self.retry_mode == "adaptive":
             # botocore's client-side rate limiter waits here for a send token.
             self.client.meta.events.emit(f"before-send.{self.service_id}.{self.operation_name}", request=None)
-        self.sign(method, path, headers, body)
 
     def sign(self, method: str, path: str, headers: MutableMapping[str, str], body: bytes) -> None:
         version = self.signature_version
@@ -256,7 +263,8 @@ class ControlPlane:
             method=method,
             url=session._get_request_target(url, proxy_url),
             body=body,
-            headers=headers,
+            # The signed Host: http.client would take "host:80" from an absolute-form target.
+            headers={"Host": self.host_header, **headers},
             retries=Retry(False),
             assert_same_host=False,
             preload_content=False,

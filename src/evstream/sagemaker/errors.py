@@ -47,9 +47,19 @@ __all__ = [
 
 
 class SageMakerRuntimeError(Exception):
-    """What every error of the client is, besides its botocore class."""
+    """What every error of the client is, besides its botocore class.
+
+    An instance is made of a subclass named as the botocore class it stands for (``type(e).__name__`` is
+    ``"ReadTimeoutError"`` for an :class:`EventTimeout`, ``"EventStreamError"`` for a
+    :class:`ModelStreamError`), so code and logs that look at the name see what boto3 gives them.
+    """
 
     retryable = False
+    _raised_as: type[Any] | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # No arguments to the base: OSError's __new__ would read them as (errno, strerror).
+        return super().__new__(cls.__dict__.get("_raised_as") or cls)
 
     @property
     def message(self) -> str:
@@ -415,3 +425,30 @@ def stream_exception(
         error["ErrorCode"] = members.pop("ErrorCode")
     cls = _STREAM_CLASSES.get(exception_type, UnmodelledStreamError)
     return cls({"Error": error, "ResponseMetadata": metadata, **members}, operation_name)
+
+
+def _named_as_botocore(cls: type[Any]) -> None:
+    """Make ``cls(...)`` give an instance of a subclass carrying the name of its botocore base (reachable
+    by pickle as ``cls.<name>``)."""
+    base = next(b for b in cls.__mro__[1:] if b.__module__.startswith("botocore"))
+    named = type(
+        base.__name__, (cls,), {"__module__": __name__, "__qualname__": f"{cls.__qualname__}.{base.__name__}"}
+    )
+    setattr(cls, base.__name__, named)
+    cls._raised_as = named
+
+
+for _cls in (
+    ParamValidationError,
+    NoCredentialsError,
+    ConnectionFailed,
+    ProxyConnectionFailed,
+    ConnectTimeout,
+    FirstByteTimeout,
+    EventTimeout,
+    IncompleteStream,
+    ModelStreamError,
+    InternalStreamFailure,
+    UnmodelledStreamError,
+):
+    _named_as_botocore(_cls)

@@ -1,0 +1,183 @@
+"""The trickled regime: events a few milliseconds apart, each its own TCP segment, as a model streams tokens.
+
+There the cost per wake-up, not per byte, is what a client pays, so each peer is set against the floor of
+this machine measured in the same run: the least a Python client can do per event with the same loop and
+the same socket reads, decoding nothing.
+
+* asyncio (default loop and uvloop): many concurrent streams; the floor is a bare ``asyncio.Protocol`` per
+  connection whose ``data_received`` feeds an ``asyncio.Queue`` that one consumer task per stream drains;
+* sync: one stream; the floor is a blocking ``recv`` loop on one socket.
+
+The floors keep their connections open across rounds, as the clients' pools do, and send requests signed
+once up front with botocore's SigV4 (signing is the clients' cost, not the transport's). The endpoint is
+:class:`~evstream.bench.e2e.LocalEndpoint`, in another process; the figure is this process's CPU time per
+event (``time.process_time``), best of the rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .e2e import KEYS, REGION, Clients, CpuResult, PeerUnavailable, Workload, measure_cpu
+
+__all__ = [
+    "ASYNC_WORKLOADS",
+    "SYNC_WORKLOAD",
+    "TrickleResult",
+    "floor_asyncio",
+    "floor_sync",
+    "measure_trickle",
+]
+
+ASYNC_WORKLOADS = (
+    Workload(events=100, streams=256, interval_ms=10.0),
+    Workload(events=100, streams=1000, interval_ms=10.0),
+)
+SYNC_WORKLOAD = Workload(events=400, streams=1, interval_ms=2.5)
+_END = b"0\r\n\r\n"  # the last chunk of a body without trailers (the endpoint sends none)
+
+
+def _signed_requests(url: str, workload: Workload) -> list[bytes]:
+    """One signed HTTP/1.1 request per stream, as bytes (signed with botocore, outside the timing)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    credentials = Credentials(KEYS["aws_access_key_id"], KEYS["aws_secret_access_key"])
+    parts = urllib.parse.urlsplit(url)
+    path = "/endpoints/bench/invocations-response-stream"
+    requests = []
+    for stream in range(workload.streams):
+        body = workload.body(stream)
+        request = AWSRequest("POST", url + path, data=body, headers={"Content-Type": "application/json"})
+        SigV4Auth(credentials, "sagemaker", REGION).add_auth(request)
+        head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+        requests.append((head + "\r\n").encode() + body)
+    return requests
+
+
+class _FloorProtocol(asyncio.Protocol):
+    """The least an asyncio client can do: hand each read to a queue."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def data_received(self, data: bytes) -> None:
+        self.queue.put_nowait(data)
+
+    def eof_received(self) -> None:
+        self.queue.put_nowait(b"")
+
+
+def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
+    """The floor runner of ``workload`` on ``clients``' loop: it returns the bytes of every response."""
+    requests = _signed_requests(clients.endpoint.url, workload)
+    parts = urllib.parse.urlsplit(clients.endpoint.url)
+    loop = clients.loop
+    transports: list[asyncio.Transport] = []
+    protocols: list[_FloorProtocol] = []
+
+    async def connect() -> None:
+        for _ in requests:
+            transport, protocol = await loop.create_connection(_FloorProtocol, parts.hostname, parts.port)
+            transports.append(transport)
+            protocols.append(protocol)
+
+    async def one(n: int) -> int:
+        protocol = protocols[n]
+        transports[n].write(requests[n])
+        received = 0
+        tail = b""
+        while True:
+            data = await protocol.queue.get()
+            if not data:
+                raise ConnectionError("the endpoint closed the connection")
+            received += len(data)
+            tail = (tail + data)[-len(_END) :]
+            if tail == _END:
+                return received
+
+    async def every_stream() -> bytes:
+        if not transports:
+            await connect()
+        sizes = await asyncio.gather(*(one(n) for n in range(len(requests))))
+        return b"%d" % sum(sizes)
+
+    def close() -> None:
+        for transport in transports:
+            transport.close()
+
+    clients._closers.append(close)
+    return lambda: clients.run(every_stream())
+
+
+def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
+    """The sync floor: a blocking ``recv`` loop per stream, one stream after another."""
+    requests = _signed_requests(clients.endpoint.url, workload)
+    parts = urllib.parse.urlsplit(clients.endpoint.url)
+    sock = socket.create_connection((parts.hostname, parts.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    clients._closers.append(sock.close)
+
+    def run() -> bytes:
+        total = 0
+        for request in requests:
+            sock.sendall(request)
+            tail = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("the endpoint closed the connection")
+                total += len(data)
+                tail = (tail + data)[-len(_END) :]
+                if tail == _END:
+                    break
+        return b"%d" % total
+
+    return run
+
+
+@dataclass(frozen=True)
+class TrickleResult:
+    workload: Workload
+    loop: str  # "asyncio", "uvloop" or "sync"
+    peer: str
+    cpu_per_event: float  # seconds
+    floor_per_event: float  # the floor's, same run
+
+    @property
+    def over_floor(self) -> float:
+        return self.cpu_per_event / self.floor_per_event
+
+
+def measure_trickle(
+    clients: Clients, workload: Workload, peers: tuple[str, ...], rounds: int = 3
+) -> list[TrickleResult]:
+    """The floor and each peer (``e2e.PEERS`` names) on ``workload``, rounds interleaved; each peer's
+    answer is checked against the expected payloads first (the floor's: every body ended)."""
+    sync = workload.streams == 1 and clients.loop_name == "asyncio" and "evstream client" in peers
+    runners: dict[str, Callable[[], bytes]] = {
+        "floor": floor_sync(clients, workload) if sync else floor_asyncio(clients, workload)
+    }
+    want = workload.expected()
+    for peer in peers:
+        try:
+            runners[peer] = clients.runner(peer, workload)
+        except PeerUnavailable:
+            continue
+        if runners[peer]() != want:
+            raise AssertionError(f"{peer} did not receive the events the endpoint sent")
+    best: dict[str, CpuResult] = {}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            result = measure_cpu(run, workload.total_events, 1)
+            if name not in best or result.cpu_per_event < best[name].cpu_per_event:
+                best[name] = result
+    floor = best["floor"].cpu_per_event
+    loop = "sync" if sync else clients.loop_name
+    return [TrickleResult(workload, loop, name, result.cpu_per_event, floor) for name, result in best.items()]

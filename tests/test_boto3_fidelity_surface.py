@@ -1,0 +1,200 @@
+"""The client surface next to the fast path, against boto3: the streaming response itself, the delegated
+operations (``invoke_endpoint``, ``invoke_endpoint_async``), ``meta``, ``exceptions``, and turning an
+existing boto3 client into a fast one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+from fidelity_support import (
+    FAKE_KEYS,
+    FLAVOURS,
+    Profiles,
+    assert_same_response,
+    body,
+    boto3_stream,
+    endpoint,
+    evstream_client,
+    evstream_stream,
+    isolated,
+    profiles,
+    stream_params,
+)
+
+from evstream.emulator import EmulatorThread
+
+__all__ = ["endpoint", "isolated", "profiles"]
+
+
+def kwargs_for(server: EmulatorThread, **extra: Any) -> dict[str, Any]:
+    return {"region_name": "us-east-1", "endpoint_url": server.url, **FAKE_KEYS, **extra}
+
+
+# -- the streaming response ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("service", ["sagemaker-runtime", "bedrock-runtime"])
+def test_stream_response_matches(isolated: Any, endpoint: EmulatorThread, flavour: str, service: str) -> None:
+    extra = (
+        {"CustomAttributes": "tenant=1", "TargetVariant": "blue"} if service == "sagemaker-runtime" else {}
+    )
+    emulator = {"tokens": 6, "straddle": True, "chunk_events": 2}
+    oracle = boto3_stream(service, kwargs_for(endpoint), {**stream_params(service, **emulator), **extra})
+    ours = evstream_stream(
+        flavour, service, kwargs_for(endpoint), {**stream_params(service, **emulator), **extra}
+    )
+    assert oracle.stage == "done" and len(oracle.events) >= 6, oracle
+    assert ours.stage == "done", ours
+    assert ours.events == oracle.events
+    assert_same_response(ours.response, oracle.response)
+
+
+# -- delegated operations -----------------------------------------------------------------------------
+
+
+def test_invoke_endpoint_is_delegated(isolated: Any, endpoint: EmulatorThread) -> None:
+    oracle_client = boto3.client("sagemaker-runtime", **kwargs_for(endpoint))
+    ours_client = evstream_client("sync", **kwargs_for(endpoint))
+    try:
+        payload = body(tokens=4)
+        expected = oracle_client.invoke_endpoint(
+            EndpointName="fidelity", Body=payload, CustomAttributes="a=1"
+        )
+        got = ours_client.invoke_endpoint(EndpointName="fidelity", Body=payload, CustomAttributes="a=1")
+        assert got["Body"].read() == expected["Body"].read()
+        del got["Body"], expected["Body"]
+        assert_same_response(got, expected)
+    finally:
+        oracle_client.close()
+        ours_client.close()
+
+
+def test_invoke_endpoint_async_is_delegated(isolated: Any, endpoint: EmulatorThread) -> None:
+    """The local endpoint has no async-invocations route: both clients send it and get its 404."""
+    errors = []
+    for client in (
+        boto3.client("sagemaker-runtime", **kwargs_for(endpoint)),
+        evstream_client("sync", **kwargs_for(endpoint)),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            client.invoke_endpoint_async(EndpointName="fidelity", InputLocation="s3://bucket/input.json")
+        client.close()
+        errors.append(caught.value)
+        assert endpoint.emulator.requests[-1].path == "/endpoints/fidelity/async-invocations"
+    assert errors[1].response["Error"] == errors[0].response["Error"]
+    assert type(errors[1]).__name__ == type(errors[0]).__name__
+
+
+# -- meta ---------------------------------------------------------------------------------------------
+
+META_CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "partition-and-config": (
+        "",
+        {
+            "region_name": "us-iso-east-1",
+            "config": botocore.config.Config(
+                retries={"mode": "standard", "max_attempts": 2},
+                user_agent_extra="fidelity/1",
+                read_timeout=7,
+                use_fips_endpoint=True,
+            ),
+        },
+    ),
+    "endpoint_url": ("", {"region_name": "eu-west-1", "endpoint_url": "https://vpce.internal.test:8443"}),
+    "profile-region": ("[default]\nregion = cn-north-1\nretry_mode = adaptive\n", {}),
+}
+
+
+def _meta(client: Any) -> dict[str, Any]:
+    config = client.meta.config
+    return {
+        "region_name": client.meta.region_name,
+        "endpoint_url": client.meta.endpoint_url,
+        "partition": client.meta.partition,
+        "service": client.meta.service_model.service_name,
+        "retries": config.retries,
+        "user_agent_extra": config.user_agent_extra,
+        "read_timeout": config.read_timeout,
+        "connect_timeout": config.connect_timeout,
+        "max_pool_connections": config.max_pool_connections,
+        "signature_version": config.signature_version,
+    }
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("case", list(META_CASES))
+def test_meta_matches(profiles: Profiles, flavour: str, case: str) -> None:
+    config_file, kwargs = META_CASES[case]
+    profiles.config(config_file)
+    expected = _meta(boto3.client("sagemaker-runtime", **kwargs, **FAKE_KEYS))
+
+    async def in_loop() -> dict[str, Any]:
+        async with evstream_client("async", **kwargs, **FAKE_KEYS) as runtime:
+            return _meta(runtime)
+
+    if flavour == "sync":
+        client = evstream_client("sync", **kwargs, **FAKE_KEYS)
+        got = _meta(client)
+        client.close()
+    else:
+        got = asyncio.run(in_loop())
+    assert got == expected
+
+
+# -- exceptions ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("service", ["sagemaker-runtime", "bedrock-runtime"])
+def test_exceptions_are_botocores(isolated: Any, flavour: str, service: str) -> None:
+    oracle = boto3.client(service, region_name="us-east-1", **FAKE_KEYS)
+    codes = sorted(oracle.exceptions._code_to_exception)
+    assert codes, "boto3 models no exceptions for this service?"
+
+    async def in_loop() -> Any:
+        async with evstream_client("async", service, region_name="us-east-1", **FAKE_KEYS) as runtime:
+            return runtime.exceptions
+
+    if flavour == "sync":
+        exceptions = evstream_client("sync", service, region_name="us-east-1", **FAKE_KEYS).exceptions
+    else:
+        exceptions = asyncio.run(in_loop())
+    assert exceptions.ClientError is botocore.exceptions.ClientError
+    for code in codes:
+        cls = getattr(exceptions, code, None)
+        assert cls is not None, f"client.exceptions lacks {code}"
+        assert issubclass(cls, botocore.exceptions.ClientError), cls.__mro__
+        assert cls.__name__ == code
+        assert exceptions.from_code(code) is cls
+    assert exceptions.from_code("NotAModelledCode") is botocore.exceptions.ClientError
+
+
+# -- an existing boto3 client made fast ---------------------------------------------------------------
+
+
+def test_wrapping_an_existing_boto3_client(isolated: Any, endpoint: EmulatorThread) -> None:
+    config = botocore.config.Config(user_agent_appid="wrapped-app", retries={"total_max_attempts": 1})
+    original = boto3.client("sagemaker-runtime", config=config, **kwargs_for(endpoint))
+    import evstream.sagemaker as sm
+
+    fast = sm.client(original)
+    try:
+        assert fast.meta.region_name == original.meta.region_name
+        assert fast.meta.endpoint_url == original.meta.endpoint_url
+        payload = body(tokens=3)
+        response = fast.invoke_endpoint_with_response_stream(EndpointName="fidelity", Body=payload)
+        assert len(list(response["Body"])) == 3
+        (request,) = [r for r in endpoint.emulator.requests if r.body == payload]
+        assert request.signature_valid, "signed with the boto3 client's credentials"
+        assert "app/wrapped-app" in request.headers.get("user-agent", "").split(), request.headers
+        answer = fast.invoke_endpoint(EndpointName="fidelity", Body=body(tokens=1))
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+    finally:
+        fast.close()
+        original.close()
