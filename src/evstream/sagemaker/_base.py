@@ -15,7 +15,7 @@ import botocore.eventstream
 from ..errors import TruncatedStream
 from . import errors as _errors
 from .config import EVSTREAM_OPTIONS, Config, Request
-from .control import DEFAULT_POOL, ControlPlane, full_jitter, make_botocore_client
+from .control import DEFAULT_POOL, ControlPlane, default_session, full_jitter, make_botocore_client
 from .errors import (
     EventTimeout,
     FirstByteTimeout,
@@ -128,17 +128,15 @@ class BaseClient:
         else:
             profile_name = kwargs.pop("profile_name", None)
             if session is None:
-                botocore_client = make_botocore_client(
-                    self._operation.service_name, profile_name=profile_name, config=botocore_config, **kwargs
-                )
-                session_kwargs: dict[str, Any] = {"profile_name": profile_name}
-            else:
-                botocore_client = make_botocore_client(
-                    self._operation.service_name, session=session, config=botocore_config, **kwargs
-                )
-                session_kwargs, self._pickle_refusal = _session_identity(session)
-                if "region_name" in kwargs:
-                    session_kwargs.pop("region_name", None)
+                session = default_session(profile_name)
+            elif profile_name is not None:
+                raise TypeError("pass profile_name or session, not both")
+            botocore_client = make_botocore_client(
+                self._operation.service_name, session=session, config=botocore_config, **kwargs
+            )
+            session_kwargs, self._pickle_refusal = _session_identity(session)
+            if "region_name" in kwargs:
+                session_kwargs.pop("region_name", None)
             self._arguments = {**session_kwargs, **kwargs, "config": botocore_config, **ours}
             self._owns_botocore = True
         self._botocore = botocore_client
@@ -277,13 +275,13 @@ def response_dict(
 
 
 def non_payload(
-    headers: Mapping[str, Any], payload: bytes, request_id: str | None, operation: Operation = SAGEMAKER
+    headers: Mapping[str, Any], payload: bytes, request_id: str | None, operation_name: str = SAGEMAKER.name
 ) -> StreamError | None:
     """The error a message other than a data event stands for; None for events to skip (event types added
     to the API later are ignored, as botocore does)."""
     if headers.get(":message-type", "event") == "event":
         return None
-    return stream_exception(headers, payload, request_id, operation.name)
+    return stream_exception(headers, payload, request_id, operation_name)
 
 
 class StreamState:
