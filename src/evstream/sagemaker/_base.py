@@ -4,7 +4,8 @@ mapping of responses to boto3's shape and errors."""
 
 from __future__ import annotations
 
-import threading
+import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -159,7 +160,7 @@ class BaseClient:
         self._port = control.port
         self._host_header = control.host_header
         self._base_path = control.base_path
-        self._lock = threading.Lock()
+        _CLIENTS.add(self)
 
     # -- what botocore does: everything else ---------------------------------------------------------
 
@@ -189,6 +190,8 @@ class BaseClient:
         return _rebuild_client, (type(self), self._arguments)
 
     def _after_fork(self) -> None:
+        """In a forked child: botocore's credential refresh lock anew (a thread of the parent may have held
+        it); transports also let go of the parent's connections."""
         self._control.after_fork()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -248,6 +251,18 @@ class BaseClient:
         self, headers: Mapping[str, Any], payload: bytes, request_id: str | None
     ) -> StreamError:
         return stream_exception(headers, payload, request_id, self._operation.name)
+
+
+_CLIENTS: weakref.WeakSet[BaseClient] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _rebuild_client(cls: type[BaseClient], arguments: dict[str, Any]) -> BaseClient:
