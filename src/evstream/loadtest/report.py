@@ -48,6 +48,7 @@ def summary(result: StepResult) -> dict[str, Any]:
     row["client_cpu_wait_share_max"] = max((w.wait_share for w in result.workers), default=0.0)
     row["loop_lag_p99_ms"] = result.lag.percentile(99) / 1e6 if result.lag.count else math.nan
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
+    row["gc_pause_max_ms"] = max((w.gc_pause_max_ns for w in result.workers), default=0) / 1e6
     row["workers"] = len(result.workers)
     row["client_bound"] = bool(result.busy_workers)
     row["machine_busy"] = any(w.starved for w in result.workers)
@@ -82,7 +83,8 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
         )
     out.write(
         f"\n{'client':<9}{'load':>7} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13} {'done':>6}"
-        f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'workers':>8}\n"
+        f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'GC max':>7}"
+        f" {'workers':>8}\n"
     )
     for result in results:
         row = summary(result)
@@ -93,7 +95,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {row['stream_tokens_per_s_p50']:>13.1f} {row['requests']:>6} {row['errors']:>7}"
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
             f" {row['client_cpu_wait_share_max']:>5.0%}"
-            f" {_ms(row['loop_lag_p99_ms']):>8} {row['workers']:>8}{flag}\n"
+            f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}{flag}\n"
         )
     for line in warnings(results):
         out.write(f"\n{line}")
