@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from .histogram import RELATIVE_ERROR
 from .measure import BUSY_CPU_SHARE, BUSY_LAG_P99_NS, StepResult
 
-__all__ = ["csv_text", "json_document", "plot", "summary", "table", "warnings"]
+__all__ = ["comparison", "csv_text", "json_document", "plot", "summary", "table", "warnings"]
 
 QUANTILES = (50, 90, 99)
 LATENCIES = ("ttft", "itl", "e2e", "delay")
@@ -97,9 +97,29 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {row['client_cpu_wait_share_max']:>5.0%}"
             f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}{flag}\n"
         )
+    for line in comparison(results):
+        out.write(f"\n{line}")
     for line in warnings(results):
         out.write(f"\n{line}")
     out.write("\n")
+
+
+def comparison(results: Sequence[StepResult]) -> list[str]:
+    """For each load run by both clients: what boto3's threads add to what they report."""
+    lines = []
+    ours = {(r.concurrency, r.rate): r for r in results if r.client == "evstream"}
+    for theirs in results:
+        mine = ours.get((theirs.concurrency, theirs.rate))
+        if theirs.client != "boto3" or mine is None:
+            continue
+        a, b = summary(mine), summary(theirs)
+        if a["delay_count"] and b["delay_count"]:
+            lines.append(
+                f"at {mine.label}: client delay p99 {_ms(a['delay_p99_ms'])} ms with evstream, "
+                f"{_ms(b['delay_p99_ms'])} ms with boto3 threads; ITL p99 as reported: "
+                f"{_ms(a['itl_p99_ms'])} vs {_ms(b['itl_p99_ms'])} ms"
+            )
+    return lines
 
 
 def warnings(results: Sequence[StepResult]) -> list[str]:
