@@ -440,3 +440,18 @@ def test_cleartext_h2c_with_prior_knowledge() -> None:
     assert status == b"200"
     assert [m.payload for m in messages] == [b"part %d" % i for i in range(5)]
     assert (record.events_in, record.signed_end, record.error) == (5, True, "")
+
+
+def test_demo_sends_while_receiving() -> None:
+    import io
+
+    from evstream.demo import _bidirectional
+
+    out = io.StringIO()
+    assert _bidirectional(100.0, out)
+    lines = out.getvalue().splitlines()
+    sent = [i for i, line in enumerate(lines) if "  ->  " in line]
+    received = [i for i, line in enumerate(lines) if "  <-  " in line]
+    assert len(sent) == 13 and len(received) == 16
+    assert received[0] < sent[-1]  # a reply arrived while the input was still being sent
+    assert "the endpoint verified 13 of 13 event signatures" in out.getvalue()

@@ -7,6 +7,7 @@ format, independently of evstream's local endpoint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import pickle
 from collections.abc import AsyncIterator, Iterable
@@ -262,3 +263,37 @@ def test_every_format_of_the_local_endpoint(fmt: str, straddle: bool) -> None:
     if fmt != "raw":
         assert stream.finish_reason == FINISH_REASONS[fmt]
         assert stream.usage is not None and stream.usage.output_tokens == 45
+
+
+TYPED_ERRORS = (lines.RecordError, lines.InBandError, UnicodeDecodeError)
+
+
+@given(
+    st.sampled_from(NAMES),
+    st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 255)), max_size=4),
+    st.integers(0, 6000),
+    st.lists(st.integers(0, 6000), max_size=10),
+)
+@settings(max_examples=500, deadline=None)
+def test_mutated_streams_raise_only_typed_errors(
+    name: str, flips: list[tuple[int, int]], cut_at: int, points: list[int]
+) -> None:
+    data = bytearray(body(name))
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    mutated = bytes(data[: max(1, cut_at)])
+    for view in (lines.iter_tokens, lines.iter_json):
+        try:
+            for item in view(cut(mutated, points)):
+                assert isinstance(item, (str, dict, list, int, float, bool, type(None)))
+        except TYPED_ERRORS:
+            pass
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(0, 300), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_random_bytes_raise_only_typed_errors(data: bytes, points: list[int]) -> None:
+    for view in (lines.iter_tokens, lines.iter_json, lines.iter_sse, lines.iter_lines):
+        with contextlib.suppress(*TYPED_ERRORS):
+            list(view(cut(data, points)))

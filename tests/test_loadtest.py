@@ -358,3 +358,25 @@ def test_boto3_errors_get_the_same_class_names(endpoint: EmulatorThread) -> None
     boto = Boto3Target("model", workload, endpoint_url=endpoint.url, **KEYS)
     result = run_step_threads(boto, Step(concurrency=2, requests=4, warmup=0))
     assert result.requests == 0 and result.errors == {"ModelStreamError": 4}
+
+
+def test_paced_streams_survive_clients_that_leave(endpoint: EmulatorThread) -> None:
+    import socket
+    import time
+
+    host, port = endpoint.url.rsplit("/", 1)[-1].split(":")
+    request = (
+        b"POST /endpoints/m/invocations-response-stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    for _ in range(5):  # leave during the wait for the first token, and mid-stream
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(request)
+            sock.settimeout(5)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(request)
+        sock.settimeout(5)
+        time.sleep(0.045)
+        sock.recv(65536)
+    result = run_step_sync(target(endpoint), Step(concurrency=2, requests=2, warmup=0), "asyncio")
+    assert result.errors == {} and result.output_tokens == 2 * TOKENS

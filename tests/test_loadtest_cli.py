@@ -27,6 +27,7 @@ def test_local_run_writes_table_json_csv_and_chart(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "Load test of local endpoint" in out and "client delay" in out
+    assert "at 3: client delay p99" in out and "with boto3 threads" in out
     document = json.loads(paths["json"].read_text())
     rows = [step["summary"] for step in document["steps"]]
     assert [(r["client"], r["concurrency"]) for r in rows] == [

@@ -84,6 +84,82 @@ def _generation(endpoint: LocalEndpoint, rate: float, out: TextIO) -> bool:
     return complete and whole
 
 
+def _bidirectional(rate: float, out: TextIO) -> bool:
+    """Both ways at once over HTTP/2 (InvokeEndpointWithBidirectionalStream): a thread sends a
+    conversation word by word while the model's replies stream back; True if every reply was whole."""
+    import tempfile
+    import threading
+    import time
+
+    from .emulator.http2 import Http2EndpointThread, tls_context
+    from .sagemaker import http2_client
+
+    turns = ["Hello there", "How do event streams work", "And both ways over HTTP/2", "Thanks"]
+    keys = {
+        "region_name": "us-west-2",
+        "aws_access_key_id": "AKIDDEMO",
+        "aws_secret_access_key": "demo-secret",
+    }
+    pause = 1 / rate if rate else 0.0
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock:
+            out.write(f"  {time.perf_counter() - start:6.3f} s  {line}\n")
+            out.flush()
+
+    out.write(
+        "Both ways at once (SageMaker InvokeEndpointWithBidirectionalStream over HTTP/2 with TLS, every\n"
+        "event signed and verified): a thread sends words (-> ) while the replies stream back (<- ):\n\n"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        context, ca_file = tls_context(directory)
+        credentials = {keys["aws_access_key_id"]: keys["aws_secret_access_key"]}
+        with Http2EndpointThread(ssl=context, credentials=credentials, region="us-west-2") as server:
+            runtime = http2_client(endpoint_url=server.url, verify=ca_file, **keys)
+            # The model answers each turn in 4 parts, one every 1.5 words' time: its answer to one turn is
+            # still streaming while the next turn is being sent.
+            query = f"mode=conversation&parts=4&delay={1.5 * pause:.3f}"
+            start = time.perf_counter()
+            with runtime.invoke_endpoint_with_bidirectional_stream(
+                EndpointName="demo-chat", ModelQueryString=query
+            ) as stream:
+
+                def send() -> None:
+                    for turn in turns:
+                        words = turn.split(" ")
+                        for index, word in enumerate(words):
+                            last = index == len(words) - 1
+                            text = word if last else word + " "
+                            stream.send(text, completion_state="COMPLETE" if last else "PARTIAL")
+                            say(f"->  {text!r}{'  (turn complete)' if last else ''}")
+                            time.sleep(pause)
+                    stream.close_input()
+
+                sender = threading.Thread(target=send)
+                sender.start()
+                replies, reply = [], b""
+                for event in stream:
+                    part = event["PayloadPart"]
+                    reply += part["Bytes"]
+                    say(f"<-  {part['Bytes'].decode()!r}  ({part['CompletionState']})")
+                    if part["CompletionState"] == "COMPLETE":
+                        replies.append(reply)
+                        reply = b""
+                sender.join()
+            runtime.close()
+            record = server.endpoint.exchanges[-1]
+    expected = [b"turn %d: %s" % (i + 1, turn.encode()) for i, turn in enumerate(turns)]
+    whole = replies == expected and record.signed_end and not record.error
+    words = sum(len(turn.split(" ")) for turn in turns)
+    out.write(
+        f"\n  {'complete' if whole else 'INCOMPLETE'}: {len(replies)} replies to {len(turns)} turns; "
+        f"the endpoint verified {record.events_in} of {words} event signatures and the signed end of "
+        "the input\n\n"
+    )
+    return whole and record.events_in == words
+
+
 def _round_ticks(progress: Progress, label: str, rounds: int) -> Callable[[int], None]:
     tick = progress.step(label)
     return lambda done: tick(done / rounds)
@@ -104,6 +180,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with LocalEndpoint() as endpoint:
         out.write(f"Local endpoint on {endpoint.url} (another process; SigV4 signatures checked)\n\n")
         ok &= _generation(endpoint, args.rate, out)
+        ok &= _bidirectional(args.rate, out)
 
         workload = Workload(events=args.events)
         rows = [row for row in ROWS if not args.no_boto3 or row[0] == "evstream client"]

@@ -11,8 +11,9 @@ import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+import sys
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from .recording import RecordedRequest
 
@@ -73,6 +74,17 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # control characters but 
 _BAD_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(rb"[0-9]{1,19}")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+_T = TypeVar("_T")
+
+
+async def _within(seconds: float, awaitable: Awaitable[_T]) -> _T:
+    """``awaitable``, or asyncio.TimeoutError after ``seconds``."""
+    if sys.version_info >= (3, 11):  # a timer on this task; wait_for makes a task per call
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 def _bad(message: str) -> HTTPError:
@@ -183,7 +195,7 @@ async def read_request(
     and ``asyncio.IncompleteReadError`` when the client closed the connection inside a request.
     """
     try:
-        first = await asyncio.wait_for(reader.readuntil(b"\n"), limits.idle_timeout)
+        first = await _within(limits.idle_timeout, reader.readuntil(b"\n"))
     except asyncio.TimeoutError:
         return None
     except asyncio.IncompleteReadError as exc:
@@ -193,7 +205,7 @@ async def read_request(
     except asyncio.LimitOverrunError:
         raise HTTPError(431, "BadRequest", "request line too long") from None
     try:
-        return await asyncio.wait_for(_rest(reader, writer, first, limits), limits.request_timeout)
+        return await _within(limits.request_timeout, _rest(reader, writer, first, limits))
     except asyncio.TimeoutError:
         raise HTTPError(408, "RequestTimeout", "request not received in time") from None
 

@@ -88,20 +88,29 @@ class Bidi:
     fault: str = ""
     after: int = 0  # response events before an in-stream fault
     stall: float = 30.0  # seconds the "stall" fault holds the stream silent
+    delay: float = 0.0  # seconds before each response event (a model producing tokens at a pace)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if self.fault and self.fault not in BIDI_FAULTS:
             raise ValueError(f"fault must be one of {', '.join(BIDI_FAULTS)}")
-        if self.parts < 1 or self.after < 0 or self.stall < 0:
-            raise ValueError("parts must be >= 1, after and stall >= 0")
+        if self.parts < 1 or self.after < 0 or self.stall < 0 or not 0 <= self.delay <= 60:
+            raise ValueError("parts must be >= 1, after and stall >= 0, delay 0-60 s")
 
     def with_query(self, query: str) -> Bidi:
         """Overrides from a ``ModelQueryString`` (unknown names are the model's, and ignored)."""
         values = dict(urllib.parse.parse_qsl(query))
         changes: dict[str, Any] = {}
-        for name, kind in (("mode", str), ("parts", int), ("fault", str), ("after", int), ("stall", float)):
+        names = (
+            ("mode", str),
+            ("parts", int),
+            ("fault", str),
+            ("after", int),
+            ("stall", float),
+            ("delay", float),
+        )
+        for name, kind in names:
             if name in values:
                 changes[name] = kind(values[name])
         return dataclasses.replace(self, **changes)
@@ -434,6 +443,8 @@ class _Model:
 
     async def _answer(self, data: bytes, data_type: str, state: str) -> bool:
         """Send one response event; True when a fault ended the stream."""
+        if self.behavior.delay:
+            await asyncio.sleep(self.behavior.delay)
         if self.bedrock:
             body = {"bytes": base64.b64encode(data).decode()}
             frame = encode({":event-type": "chunk", ":content-type": "application/json",

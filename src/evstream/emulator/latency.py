@@ -14,15 +14,20 @@ record took from the server's ``write()`` to its own hands: receive time minus `
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import functools
+import heapq
 import itertools
 import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from .http1 import chunk
 
 __all__ = [
     "KINDS",
@@ -33,6 +38,7 @@ __all__ = [
     "check_profile",
     "clock_ns",
     "distribution",
+    "pace",
     "paced_parts",
     "parse_duration",
     "stamp_record",
@@ -205,12 +211,12 @@ def stamp_record(record: bytes) -> bytes:
 _CACHED_TOKENS = 4096
 
 
-def paced_parts(behavior: Any) -> Iterable[bytes]:
+def paced_parts(behavior: Any) -> Sequence[bytes]:
     """``split_parts(behavior)``, remembered for generations of up to 4,096 tokens."""
     if behavior.tokens > _CACHED_TOKENS:
         from .workloads import split_parts
 
-        return split_parts(behavior)
+        return list(split_parts(behavior))
     return _parts(behavior.format, behavior.tokens, behavior.seed, behavior.straddle)
 
 
@@ -219,3 +225,115 @@ def _parts(format: str, tokens: int, seed: int, straddle: bool) -> tuple[bytes, 
     from .workloads import Behavior, split_parts
 
     return tuple(split_parts(Behavior(format=format, tokens=tokens, seed=seed, straddle=straddle)))
+
+
+# -- sending paced streams ----------------------------------------------------------------------------
+
+# A reader this far behind (bytes buffered for its socket) gets no more records until it catches up.
+_MAX_BUFFERED = 1 << 20
+
+
+class _PacedStream:
+    """One paced response: its parts, its next due time, and how it ended."""
+
+    __slots__ = ("done", "due", "event", "pacing", "parts", "sent", "stamp", "start", "transport")
+
+    def __init__(
+        self, transport: Any, parts: Sequence[bytes], pacing: Pacing, event: Any, stamp: bool
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport = transport
+        self.parts = parts
+        self.pacing = pacing
+        self.event = event
+        self.stamp = stamp
+        self.start = loop.time()
+        self.due = self.start + pacing.next_due(0)
+        self.sent = 0
+        self.done: asyncio.Future[bool] = loop.create_future()
+
+    def send(self) -> bool:
+        """Send the part that is due; True while there are more."""
+        if self.done.done():  # cancelled
+            return False
+        transport = self.transport
+        if transport.is_closing():
+            self.done.set_result(False)
+            return False
+        if transport.get_write_buffer_size() > _MAX_BUFFERED:
+            self.due += 0.005  # the client is not reading: wait for it
+            return True
+        part = self.parts[self.sent]
+        transport.write(chunk(self.event(stamp_record(part) if self.stamp else part)))
+        self.sent += 1
+        if self.sent == len(self.parts):
+            transport.write(b"0\r\n\r\n")
+            self.done.set_result(True)
+            return False
+        self.due = self.start + self.pacing.next_due(self.sent)
+        return True
+
+
+class _Ticker:
+    """One timer per event loop sends the due records of every paced stream: a stream costs a heap
+    entry between its tokens, not a sleeping task and a timer of its own."""
+
+    # Records due within this much of now go out together (the loop's timers are ~1 ms coarse anyway).
+    _SLACK = 0.0005
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[tuple[float, int, _PacedStream]] = []
+        self.order = itertools.count()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, stream: _PacedStream) -> None:
+        heapq.heappush(self.heap, (stream.due, next(self.order), stream))
+        self._arm()
+
+    def _arm(self) -> None:
+        if not self.heap:
+            return
+        first = self.heap[0][0]
+        if self.timer is not None:
+            if self.timer.when() <= first:
+                return
+            self.timer.cancel()
+        self.timer = self.loop.call_at(first, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        heap = self.heap
+        horizon = self.loop.time() + self._SLACK
+        while heap and heap[0][0] <= horizon:
+            stream = heapq.heappop(heap)[2]
+            if stream.send():
+                heapq.heappush(heap, (stream.due, next(self.order), stream))
+        self._arm()
+
+
+_tickers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Ticker] = weakref.WeakKeyDictionary()
+
+
+async def pace(
+    writer: asyncio.StreamWriter, parts: Sequence[bytes], pacing: Pacing, event: Any, stamp: bool
+) -> tuple[bool, int]:
+    """Send ``parts`` as one HTTP chunk each (framed by ``event``), each when ``pacing`` says, then end
+    the chunked body. Returns whether the body was sent whole, and how many parts went out."""
+    if not parts:
+        writer.write(b"0\r\n\r\n")
+        return True, 0
+    loop = asyncio.get_running_loop()
+    ticker = _tickers.get(loop)
+    if ticker is None:
+        ticker = _tickers[loop] = _Ticker(loop)
+    stream = _PacedStream(writer.transport, parts, pacing, event, stamp)
+    ticker.add(stream)
+    try:
+        whole = await stream.done
+    finally:
+        if not stream.done.done():
+            stream.done.cancel()  # the connection was cancelled: the ticker drops the stream
+    if whole:
+        await writer.drain()
+    return whole, stream.sent

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from .events import bedrock_chunk, payload_part
 from .faults import STREAM_FAULTS, pre_stream_fault, stream_fault
 from .http1 import ChunkedSender, HTTPError, Limits, read_request, response_head, write_error, write_simple
-from .latency import Pacing, paced_parts, stamp_record
+from .latency import Pacing, pace, paced_parts, stamp_record
 from .listener import Listener
 from .proxy import Upstream
 from .recording import AttemptCounter, RecordedRequest, RequestLog
@@ -237,6 +237,15 @@ class Emulator(Listener):
         )
         in_stream_fault = behavior.fault in STREAM_FAULTS
         event = bedrock_chunk if bedrock else payload_part
+        if (
+            pacing is not None
+            and not in_stream_fault
+            and behavior.chunk_events == 1
+            and not behavior.chunk_bytes
+        ):
+            whole, sent = await pace(writer, paced_parts(behavior), pacing, event, behavior.stamp)
+            request.events += sent
+            return whole
         start = time.monotonic()
         for n, part in enumerate(split_parts(behavior) if pacing is None else paced_parts(behavior)):
             if in_stream_fault and n == behavior.after:

@@ -15,6 +15,7 @@ the whole process over the measured window gives the client's CPU per event and 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import socket
 import threading
@@ -49,15 +50,28 @@ class WorkerLoad:
     lag_max_ns: float = 0.0
     streams: int = 0
     wait_s: float = 0.0  # time this process was ready to run but the OS ran something else
+    gc_pause_max_ns: int = 0  # the longest garbage-collection pass in the window
+    gc_pause_s: float = 0.0
+
+    @staticmethod
+    def prepare() -> None:
+        """Shortly before the window: collect, and freeze the objects made so far (connections,
+        streams, the event loop's) out of the collector's passes, so that a full collection in the
+        window does not walk all of them."""
+        gc.collect()
+        gc.freeze()
 
     def begin(self) -> None:
-        """The measured window starts: read the CPU clocks."""
+        """The measured window starts: read the CPU clocks, watch the garbage collector."""
+        _GC_WATCH.start(self)
         self.cpu_s = -time.process_time()
         self.wait_s = -cpu_wait_s()
 
     def end(self) -> None:
         self.cpu_s += time.process_time()
         self.wait_s = max(0.0, self.wait_s + cpu_wait_s())
+        _GC_WATCH.stop()
+        gc.unfreeze()
 
     @property
     def wait_share(self) -> float:
@@ -320,6 +334,38 @@ class LagProbe:
         if self._thread is not None:
             self._stop.set()
             self._thread.join(5)
+
+
+class _GCWatch:
+    """Times the garbage collector's passes into the WorkerLoad being measured."""
+
+    def __init__(self) -> None:
+        self.load: WorkerLoad | None = None
+        self.started = 0
+
+    def start(self, load: WorkerLoad) -> None:
+        self.load = load
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        self.load = None
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        load = self.load
+        if load is None:
+            return
+        if phase == "start":
+            self.started = clock_ns()
+        elif self.started:
+            pause = clock_ns() - self.started
+            load.gc_pause_max_ns = max(load.gc_pause_max_ns, pause)
+            load.gc_pause_s += pause / 1e9
+
+
+_GC_WATCH = _GCWatch()
 
 
 def cpu_wait_s() -> float:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from .histogram import RELATIVE_ERROR
 from .measure import BUSY_CPU_SHARE, BUSY_LAG_P99_NS, StepResult
 
-__all__ = ["csv_text", "json_document", "plot", "summary", "table", "warnings"]
+__all__ = ["comparison", "csv_text", "json_document", "plot", "summary", "table", "warnings"]
 
 QUANTILES = (50, 90, 99)
 LATENCIES = ("ttft", "itl", "e2e", "delay")
@@ -48,6 +48,7 @@ def summary(result: StepResult) -> dict[str, Any]:
     row["client_cpu_wait_share_max"] = max((w.wait_share for w in result.workers), default=0.0)
     row["loop_lag_p99_ms"] = result.lag.percentile(99) / 1e6 if result.lag.count else math.nan
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
+    row["gc_pause_max_ms"] = max((w.gc_pause_max_ns for w in result.workers), default=0) / 1e6
     row["workers"] = len(result.workers)
     row["client_bound"] = bool(result.busy_workers)
     row["machine_busy"] = any(w.starved for w in result.workers)
@@ -82,7 +83,8 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
         )
     out.write(
         f"\n{'client':<9}{'load':>7} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13} {'done':>6}"
-        f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'workers':>8}\n"
+        f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'GC max':>7}"
+        f" {'workers':>8}\n"
     )
     for result in results:
         row = summary(result)
@@ -93,11 +95,31 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {row['stream_tokens_per_s_p50']:>13.1f} {row['requests']:>6} {row['errors']:>7}"
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
             f" {row['client_cpu_wait_share_max']:>5.0%}"
-            f" {_ms(row['loop_lag_p99_ms']):>8} {row['workers']:>8}{flag}\n"
+            f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}{flag}\n"
         )
+    for line in comparison(results):
+        out.write(f"\n{line}")
     for line in warnings(results):
         out.write(f"\n{line}")
     out.write("\n")
+
+
+def comparison(results: Sequence[StepResult]) -> list[str]:
+    """For each load run by both clients: what boto3's threads add to what they report."""
+    lines = []
+    ours = {(r.concurrency, r.rate): r for r in results if r.client == "evstream"}
+    for theirs in results:
+        mine = ours.get((theirs.concurrency, theirs.rate))
+        if theirs.client != "boto3" or mine is None:
+            continue
+        a, b = summary(mine), summary(theirs)
+        if a["delay_count"] and b["delay_count"]:
+            lines.append(
+                f"at {mine.label}: client delay p99 {_ms(a['delay_p99_ms'])} ms with evstream, "
+                f"{_ms(b['delay_p99_ms'])} ms with boto3 threads; ITL p99 as reported: "
+                f"{_ms(a['itl_p99_ms'])} vs {_ms(b['itl_p99_ms'])} ms"
+            )
+    return lines
 
 
 def warnings(results: Sequence[StepResult]) -> list[str]:

@@ -178,6 +178,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
         else:
             spawn(arrivals())
         watcher = loop.create_task(watch())
+        loop.call_later(step.warmup * 0.75, load.prepare)
         if not step.requests:  # the measured window as the probe and the CPU clocks see it
             loop.call_later(step.warmup, _measure, probe, load, True)
             loop.call_later(step.warmup + step.duration, _measure, probe, load, False)

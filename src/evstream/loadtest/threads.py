@@ -107,10 +107,13 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
                 spawn(functools.partial(user, step.warmup / 2 * n / step.concurrency))
         deadline = time.monotonic() + step.warmup + step.drain_timeout
         deadline += step.duration if not step.requests else step.requests * 60.0
-        began = False
+        began = prepared = False
         next_arrival = time.monotonic()
         while time.monotonic() < deadline:
             now = clock_ns()
+            if not prepared and now >= window.start - step.warmup * 0.25e9:
+                prepared = True
+                load.prepare()
             if not began and now >= window.start and not step.requests:
                 began = True
                 probe.recording = True

@@ -1,6 +1,6 @@
 """One HTTP/1.1 connection of the asyncio client, as an ``asyncio.Protocol``: the response head is parsed
-with h11, an event-stream body is fed to a :class:`BodyReader` straight from ``data_received``, and the
-consumer is woken once per batch of ready events. Works on any event loop (uvloop included)."""
+by :func:`.http1.parse_head`, the body is fed to a :class:`BodyReader` straight from ``data_received``,
+and the consuming task is woken once per batch of ready events. Works on any event loop (uvloop too)."""
 
 from __future__ import annotations
 
@@ -8,56 +8,41 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import h11
-
 from .errors import ConnectionFailed, IncompleteStream
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader
+from .http1 import MAX_HEAD, Head, RawBody, parse_head
+from .reader import BodyReader
 
-__all__ = ["Connection", "Head"]
+__all__ = ["Connection"]
 
-MAX_HEAD = 65536  # bytes of a response head (status line and headers)
 MAX_ERROR_BODY = 1 << 20  # bytes of an error answer kept for its message
 HIGH_WATER = 1024  # events waiting for the consumer before the socket stops being read
 
 # Where a connection is.
-_IDLE, _HEAD, _HEAD_READY, _BODY, _ERROR_BODY, _DONE = range(6)
-
-
-class Head:
-    """A parsed response head."""
-
-    __slots__ = ("headers", "lowered", "status")
-
-    def __init__(self, status: int, headers: dict[str, str]) -> None:
-        self.status = status
-        self.headers = headers
-        self.lowered = {k.lower(): v for k, v in headers.items()}
+_IDLE, _HEAD, _HEAD_READY, _BODY, _DONE = range(5)
 
 
 class Connection(asyncio.Protocol):
     """The state the transport's callbacks and the consuming task share. The consumer waits with
-    :meth:`wait`; callbacks set ``ready``/``error``/``finished`` and wake it."""
+    :meth:`wait`; callbacks set ``head``/``ready``/``error``/``finished`` and wake it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: Any = None
         self.lost = False  # closed, or unusable for another request
+        self.forwarding = False  # requests go to a proxy with absolute URLs (no tunnel)
         self.ready: list[Any] = []  # events for the consumer
         self.error: BaseException | None = None
-        self.finished = False  # the body ended as framed (or the error answer was read)
+        self.finished = False  # the body ended where its framing says
         self.head: Head | None = None
         self.deadline = 0.0  # the consumer's wait fails at this loop time...
         self.on_timeout: Callable[[], BaseException] | None = None  # ...with this error
         self._state = _IDLE
-        self._buffer = bytearray()  # head bytes; after the head, bytes the body has not taken yet
+        self._method = "POST"
+        self._buffer = bytearray()  # head bytes; after the head, bytes no reader has taken yet
         self._reader: BodyReader | None = None
-        self._h11: h11.Connection | None = None
-        self._error_body = bytearray()
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
-        self._keep_alive = False
-        self.forwarding = False  # requests go to a proxy with absolute URLs (no tunnel)
 
     # -- transport callbacks ------------------------------------------------------------------------
 
@@ -65,8 +50,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        state = self._state
-        if state == _BODY:
+        if self._state == _BODY:
             reader = self._reader
             assert reader is not None
             try:
@@ -86,30 +70,29 @@ class Connection(asyncio.Protocol):
             waiter = self._waiter
             if waiter is not None and (events or reader.done) and not waiter.done():
                 waiter.set_result(None)
-        elif state == _HEAD:
+        elif self._state == _HEAD:
             self._buffer += data
-            self._parse_head()
-        elif state == _HEAD_READY:
+            try:
+                head = parse_head(self._buffer, request_method=self._method)
+            except IncompleteStream as exc:
+                self._fail(exc)
+                return
+            if head is not None:
+                self.head = head
+                self._state = _HEAD_READY
+                self._hold()
+                self._wake()
+        elif self._state == _HEAD_READY:
             self._buffer += data  # the consumer has not chosen how to read the body yet
-            if len(self._buffer) > MAX_HEAD:
-                self._pause()
-        elif state == _ERROR_BODY:
-            self._error_data(data)
+            self._hold()
         else:  # bytes nobody asked for: the connection cannot be trusted again
             self.lost = True
             if self.transport is not None:
                 self.transport.close()
 
     def eof_received(self) -> bool | None:
-        state = self._state
-        if state == _BODY and self._reader is not None and not self._reader.pending:
-            try:
-                self._reader.eof()
-                self.finished = True
-            except BaseException as exc:
-                self._fail(exc)
-        elif state == _ERROR_BODY:
-            self._error_data(b"", eof=True)
+        if self._state == _BODY:
+            self._end_of_body()
         self.lost = True
         self._wake()
         return None  # let the transport close
@@ -117,95 +100,36 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.lost = True
         self._cancel_timer()
-        state = self._state
-        if self.error is None and not self.finished and state not in (_IDLE, _DONE):
-            if state == _HEAD:
-                self.error = ConnectionFailed(
-                    f"The connection closed before the response head{f': {exc}' if exc else ''}"
-                )
-            elif state == _ERROR_BODY:
-                self.finished = True
-            elif not (state == _BODY and self._reader is not None and self._reader.pending):
-                self.error = IncompleteStream(
-                    f"The connection failed inside the response body{f': {exc}' if exc else ''}"
-                )
+        reason = f": {exc}" if exc else ""
+        if self.error is None and not self.finished:
+            if self._state == _HEAD:
+                self.error = ConnectionFailed(f"The connection closed before the response head{reason}")
+            elif self._state == _BODY and not (self._reader is not None and self._reader.pending):
+                self.error = IncompleteStream(f"The connection failed inside the response body{reason}")
         self._wake()
 
-    # -- request and head ---------------------------------------------------------------------------
+    # -- request, head, body ------------------------------------------------------------------------
 
-    def send(self, data: bytes, method: str, target: str, host: str) -> None:
+    def send(self, data: bytes, method: str = "POST") -> None:
         """Write a request; the head of its answer comes to :attr:`head`."""
         self._state = _HEAD
+        self._method = method
         self.head = None
         self.finished = False
         self.error = None
         self.ready = []
         self._buffer = bytearray()
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        # h11 checks the answer against this request (a CONNECT's 200 has no body, ...).
-        self._h11.send(h11.Request(method=method, target=target, headers=[("Host", host)]))
-        self._h11.send(h11.EndOfMessage())
         self.transport.write(data)
 
-    def _parse_head(self) -> None:
-        buffer = self._buffer
-        while self._state == _HEAD:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
-                    self._fail(IncompleteStream(f"The response head is longer than {MAX_HEAD} bytes"))
-                return
-            if end + 4 > MAX_HEAD:
-                self._fail(IncompleteStream(f"The response head is longer than {MAX_HEAD} bytes"))
-                return
-            conn = self._h11
-            assert conn is not None
-            try:
-                conn.receive_data(bytes(buffer[: end + 4]))
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._fail(IncompleteStream(f"Malformed HTTP response head: {exc}"))
-                return
-            del buffer[: end + 4]
-            if isinstance(event, h11.InformationalResponse):
-                continue  # 100 Continue and the like: the answer follows
-            if not isinstance(event, h11.Response):
-                self._fail(IncompleteStream(f"Malformed HTTP response head: {event!r}"))
-                return
-            headers: dict[str, str] = {}
-            for name, value in event.headers.raw_items():
-                key = name.decode("latin-1")
-                text = value.decode("latin-1")
-                headers[key] = f"{headers[key]}, {text}" if key in headers else text
-            self.head = Head(event.status_code, headers)
-            connection = self.head.lowered.get("connection", "").lower()
-            self._keep_alive = event.http_version == b"1.1" and "close" not in connection
-            self._state = _HEAD_READY
-            if len(buffer) > MAX_HEAD:
-                self._pause()
-            self._wake()
-
-    def framing(self) -> tuple[str, int]:
-        """How the body of :attr:`head` is delimited, for :class:`BodyReader`."""
-        assert self.head is not None
-        lowered = self.head.lowered
-        if "chunked" in lowered.get("transfer-encoding", "").lower():
-            return CHUNKED, 0
-        if "content-length" in lowered:
-            return LENGTH, int(lowered["content-length"])  # h11 checked it is one decimal number
-        return UNTIL_CLOSE, 0
-
-    # -- body ---------------------------------------------------------------------------------------
-
     def read_body(self, reader: BodyReader) -> None:
-        """Feed the event-stream body to ``reader`` from now on (starting with bytes already here)."""
+        """Feed the body to ``reader`` from now on (starting with the bytes already here)."""
         self._reader = reader
         self._state = _BODY
         early, self._buffer = bytes(self._buffer), bytearray()
         if early:
             self.data_received(early)
-        if self.lost and not self.finished and self.error is None and not reader.pending:
-            self.eof_received()
+        if self.lost and not reader.pending:
+            self._end_of_body()
         if not reader.pending:
             self._resume()
 
@@ -222,47 +146,36 @@ class Connection(asyncio.Protocol):
                         self.finished = True
                 except BaseException as exc:
                     self._fail(exc)
-                if not reader.pending and self.lost and not self.finished and self.error is None:
-                    self.eof_received()
+                if not reader.pending and self.lost:
+                    self._end_of_body()
             if reader is None or not reader.pending:
                 self._resume()
         return ready
 
     async def read_error_body(self) -> bytes:
         """The first MiB of a body that is not an event stream (an error answer)."""
-        self._state = _ERROR_BODY
-        early, self._buffer = bytes(self._buffer), bytearray()
-        if early:
-            self._error_data(early)
-        if self.lost and not self.finished:
-            self._error_data(b"", eof=True)
-        self._resume()
-        while not self.finished and self.error is None and not self.lost:
-            await self.wait()
-        return bytes(self._error_body[:MAX_ERROR_BODY])
+        assert self.head is not None
+        raw = RawBody(self.head, MAX_ERROR_BODY)
+        self.read_body(raw)
+        while not self.finished and self.error is None:
+            if self.ready:
+                self.take()
+            else:
+                await self.wait()
+        return bytes(raw.data)
 
-    def _error_data(self, data: bytes, eof: bool = False) -> None:
-        conn = self._h11
-        assert conn is not None
-        if not data and not eof:
+    def _end_of_body(self) -> None:
+        if self.finished or self.error is not None or self._reader is None:
             return
         try:
-            conn.receive_data(data)  # b"": the connection closed
-            while True:
-                event = conn.next_event()
-                if isinstance(event, h11.Data):
-                    if len(self._error_body) < MAX_ERROR_BODY:
-                        self._error_body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    self.finished = True
-                    self.lost = self.lost or conn.their_state is not h11.DONE
-                    break
-                else:  # NEED_DATA, or the connection closed
-                    break
-        except h11.RemoteProtocolError:
+            self._reader.eof()
             self.finished = True
-            self.lost = True
-        self._wake()
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _hold(self) -> None:
+        if len(self._buffer) > MAX_HEAD:  # nobody reads the body yet: stop taking it in
+            self._pause()
 
     # -- the consumer -------------------------------------------------------------------------------
 
@@ -322,17 +235,15 @@ class Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         """Whether this connection can carry another request now that its answer was read."""
         reader = self._reader
-        if self.lost or self.error is not None or not self.finished or self._buffer or not self._keep_alive:
+        if self.lost or self.error is not None or not self.finished or self._buffer or reader is None:
             return False
-        return self._state == _ERROR_BODY or (reader is not None and reader.reusable and not reader.pending)
+        return self.head is not None and self.head.keep_alive and reader.reusable and not reader.pending
 
     def park(self) -> None:
         """Idle in the pool: any byte or close from now on makes it unusable."""
         self._cancel_timer()
         self._state = _IDLE
         self._reader = None
-        self._h11 = None
-        self._error_body = bytearray()
         self.on_timeout = None
         self._resume()
 

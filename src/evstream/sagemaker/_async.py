@@ -177,7 +177,7 @@ class AsyncClient(BaseClient):
         head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in proxy.headers.items())
         try:
-            connection.send((head + "\r\n").encode("latin-1"), "CONNECT", authority, authority)
+            connection.send((head + "\r\n").encode("latin-1"), "CONNECT")
             while connection.head is None and connection.error is None:
                 await connection.wait()
             if connection.head is None or connection.head.status != 200:
@@ -270,12 +270,7 @@ class AsyncEventStream(StreamState):
         if proxy is not None and (client._scheme == "http" or proxy.use_forwarding_for_https):
             target, extra = url, proxy.headers  # forwarded through the proxy: an absolute URL
             connection.forwarding = True
-        connection.send(
-            _request_bytes(request, target, client._host_header, headers, extra),
-            request.method,
-            target,
-            client._host_header,
-        )
+        connection.send(_request_bytes(request, target, client._host_header, headers, extra), request.method)
         timeout = client.config.first_byte_timeout
         connection.deadline = loop.time() + timeout
         connection.on_timeout = lambda: first_byte_timeout(timeout, None)
@@ -320,11 +315,12 @@ class AsyncEventStream(StreamState):
                 if self._closed:
                     return
                 raise RuntimeError("the stream was already consumed")
-            framing, length = connection.framing()
+            head = connection.head
+            assert head is not None
             reader = BodyReader(
                 self._operation,
-                framing=framing,
-                length=length,
+                framing=head.framing,
+                length=head.length,
                 boto_shape=boto_shape,
                 request_id=self.request_id,
             )

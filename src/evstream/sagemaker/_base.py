@@ -4,7 +4,8 @@ mapping of responses to boto3's shape and errors."""
 
 from __future__ import annotations
 
-import threading
+import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import botocore.eventstream
 from ..errors import TruncatedStream
 from . import errors as _errors
 from .config import EVSTREAM_OPTIONS, Config, Request
-from .control import DEFAULT_POOL, ControlPlane, full_jitter, make_botocore_client
+from .control import DEFAULT_POOL, ControlPlane, default_session, full_jitter, make_botocore_client
 from .errors import (
     EventTimeout,
     FirstByteTimeout,
@@ -128,17 +129,15 @@ class BaseClient:
         else:
             profile_name = kwargs.pop("profile_name", None)
             if session is None:
-                botocore_client = make_botocore_client(
-                    self._operation.service_name, profile_name=profile_name, config=botocore_config, **kwargs
-                )
-                session_kwargs: dict[str, Any] = {"profile_name": profile_name}
-            else:
-                botocore_client = make_botocore_client(
-                    self._operation.service_name, session=session, config=botocore_config, **kwargs
-                )
-                session_kwargs, self._pickle_refusal = _session_identity(session)
-                if "region_name" in kwargs:
-                    session_kwargs.pop("region_name", None)
+                session = default_session(profile_name)
+            elif profile_name is not None:
+                raise TypeError("pass profile_name or session, not both")
+            botocore_client = make_botocore_client(
+                self._operation.service_name, session=session, config=botocore_config, **kwargs
+            )
+            session_kwargs, self._pickle_refusal = _session_identity(session)
+            if "region_name" in kwargs:
+                session_kwargs.pop("region_name", None)
             self._arguments = {**session_kwargs, **kwargs, "config": botocore_config, **ours}
             self._owns_botocore = True
         self._botocore = botocore_client
@@ -161,7 +160,7 @@ class BaseClient:
         self._port = control.port
         self._host_header = control.host_header
         self._base_path = control.base_path
-        self._lock = threading.Lock()
+        _CLIENTS.add(self)
 
     # -- what botocore does: everything else ---------------------------------------------------------
 
@@ -191,6 +190,8 @@ class BaseClient:
         return _rebuild_client, (type(self), self._arguments)
 
     def _after_fork(self) -> None:
+        """In a forked child: botocore's credential refresh lock anew (a thread of the parent may have held
+        it); transports also let go of the parent's connections."""
         self._control.after_fork()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -252,6 +253,18 @@ class BaseClient:
         return stream_exception(headers, payload, request_id, self._operation.name)
 
 
+_CLIENTS: weakref.WeakSet[BaseClient] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for client in list(_CLIENTS):
+        client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def _rebuild_client(cls: type[BaseClient], arguments: dict[str, Any]) -> BaseClient:
     return cls(**arguments)
 
@@ -277,13 +290,13 @@ def response_dict(
 
 
 def non_payload(
-    headers: Mapping[str, Any], payload: bytes, request_id: str | None, operation: Operation = SAGEMAKER
+    headers: Mapping[str, Any], payload: bytes, request_id: str | None, operation_name: str = SAGEMAKER.name
 ) -> StreamError | None:
     """The error a message other than a data event stands for; None for events to skip (event types added
     to the API later are ignored, as botocore does)."""
     if headers.get(":message-type", "event") == "event":
         return None
-    return stream_exception(headers, payload, request_id, operation.name)
+    return stream_exception(headers, payload, request_id, operation_name)
 
 
 class StreamState:

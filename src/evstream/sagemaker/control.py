@@ -22,6 +22,7 @@ from typing import Any
 import botocore
 import botocore.awsrequest
 import botocore.config
+import botocore.exceptions
 import botocore.parsers
 import botocore.session
 from botocore.httpsession import create_urllib3_context, get_cert_path
@@ -70,17 +71,24 @@ def make_botocore_client(
     if unknown:
         raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     if session is None:
-        try:
-            import boto3.session
-
-            session = boto3.session.Session(profile_name=profile_name)
-        except ImportError:
-            session = botocore.session.Session(profile=profile_name)
+        session = default_session(profile_name)
     elif profile_name is not None:
         raise TypeError("pass profile_name or session, not both")
     if hasattr(session, "create_client"):  # botocore
         return session.create_client(service_name, config=config, **kwargs)
     return session.client(service_name, config=config, **kwargs)
+
+
+def default_session(profile_name: str | None = None) -> Any:
+    """The session boto3.client() uses (boto3's default one, so the modelled exception classes are the same
+    objects as those of the user's boto3 clients), or a new one for a profile; botocore's without boto3."""
+    try:
+        import boto3
+    except ImportError:
+        return botocore.session.Session(profile=profile_name)
+    if profile_name is not None:
+        return boto3.session.Session(profile_name=profile_name)
+    return boto3._get_default_session()
 
 
 class ControlPlane:
@@ -231,8 +239,10 @@ class ControlPlane:
         if isinstance(response, dict) and "Error" in response:
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status is None or status < 300:
-                # An error event before the first event: a failure of the service, for botocore's rules.
+                # An error event before the first event: a failure of the service, for botocore's rules
+                # (on a copy: boto3 never retries these, so their message says nothing of retries).
                 status = 500 if getattr(error, "retryable", False) else 400
+                response = {**response, "ResponseMetadata": dict(response.get("ResponseMetadata", {}))}
             http = botocore.awsrequest.AWSResponse(self.endpoint_url, status, {}, None)
             kwargs: dict[str, Any] = {"response": (http, response), "caught_exception": None}
         else:
@@ -245,6 +255,9 @@ class ControlPlane:
             request_dict={"context": call},
             **kwargs,
         )
+        if delay is None and isinstance(error, ServiceError):
+            # The handler noted MaxAttemptsReached in e.response: botocore's message then says so.
+            botocore.exceptions.ClientError.__init__(error, error.response, error.operation_name)
         return None if delay is None else float(delay)
 
     # -- transport ---------------------------------------------------------------------------------

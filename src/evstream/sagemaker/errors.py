@@ -332,12 +332,13 @@ def service_error_class(code: str, status: int, botocore_class: type[Any] | None
     """The class to raise for an HTTP error: the botocore client's modelled class for ``code`` (passed in:
     each botocore session makes its own) with the evstream class for that failure mixed in."""
     ours = _SERVICE_CLASSES.get(code) or _BY_STATUS.get(status, ServiceError)
-    if botocore_class is None or botocore_class is _botocore.ClientError:
-        return ours
+    botocore_class = botocore_class or _botocore.ClientError
     key = (botocore_class, ours)
     combined = _COMBINED.get(key)
     if combined is None:
-        combined = type(botocore_class.__name__, (botocore_class, ours), {"__module__": __name__})
+        # A code botocore does not model is a plain ClientError there: named so here too.
+        bases = (ours,) if botocore_class is _botocore.ClientError else (botocore_class, ours)
+        combined = type(botocore_class.__name__, bases, {"__module__": __name__})
         _COMBINED[key] = combined
     return combined
 

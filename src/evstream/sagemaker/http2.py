@@ -55,6 +55,9 @@ from .errors import (
 from .event_signing import EVENT_STREAM_PAYLOAD, EventSigner
 
 __all__ = [
+    "AsyncBedrockHttp2Client",
+    "AsyncBidirectionalStream",
+    "AsyncHttp2Client",
     "BedrockHttp2Client",
     "BidirectionalStream",
     "Http2Client",
@@ -63,6 +66,8 @@ __all__ = [
     "SendTimeout",
     "ServiceUnavailableError",
     "StreamReset",
+    "async_bedrock_http2_client",
+    "async_http2_client",
     "bedrock_http2_client",
     "http2_client",
 ]
@@ -450,3 +455,21 @@ def bedrock_http2_client(
     """A Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``; boto3.client's arguments."""
     target = control_plane(BEDROCK.service_name, session=session, config=config, **kwargs)
     return BedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)
+
+
+_ASYNC_NAMES = (
+    "AsyncBedrockHttp2Client",
+    "AsyncBidirectionalStream",
+    "AsyncHttp2Client",
+    "async_bedrock_http2_client",
+    "async_http2_client",
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio twin lives in its own module (it imports this one).
+    if name in _ASYNC_NAMES:
+        from . import _http2_async
+
+        return getattr(_http2_async, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

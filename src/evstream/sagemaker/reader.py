@@ -62,6 +62,7 @@ class BodyReader:
         "_error",
         "_line",
         "_mode",
+        "_operation_name",
         "_pos",
         "_remaining",
         "_shape",
@@ -76,7 +77,7 @@ class BodyReader:
 
     def __init__(
         self,
-        operation: Operation,
+        operation: Operation | None,
         *,
         framing: str = CHUNKED,
         length: int = 0,
@@ -87,8 +88,13 @@ class BodyReader:
             raise ValueError(f"unknown body framing {framing!r}")
         self._mode = framing
         self._decoder = Decoder()
-        self._shape = (operation.event_type, operation.outer, operation.inner, operation.decode, boto_shape)
+        self._shape = (
+            (operation.event_type, operation.outer, operation.inner, operation.decode, boto_shape)
+            if operation is not None
+            else None
+        )
         self.request_id = request_id
+        self._operation_name = operation.name if operation is not None else ""
         self._state = _SIZE
         self._remaining = length  # LENGTH: body bytes to come; CHUNKED: bytes left in this chunk
         self._line = bytearray()  # a size or trailer line split across reads
@@ -290,14 +296,14 @@ class BodyReader:
         decoder = self._decoder
         messages = decoder.feed(data)
         if messages:
-            event_type, outer, inner, decode, boto_shape = self._shape
+            event_type, outer, inner, decode, boto_shape = self._shape  # type: ignore[misc]
             for message in messages:
                 headers = message.headers
                 if headers.get(":event-type") == event_type:
                     payload = message.payload if decode is None else decode(message.payload)
                     events.append({outer: {inner: payload}} if boto_shape else payload)
                 else:
-                    error = non_payload(headers, message.payload, self.request_id)
+                    error = non_payload(headers, message.payload, self.request_id, self._operation_name)
                     if error is not None:
                         raise error
         if decoder.error is not None:  # messages came before a bad frame: raise after them
