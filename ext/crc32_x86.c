@@ -12,6 +12,12 @@
  *
  * Past the caches the loops would wait on memory: each steady-state loop prefetches PREFETCH_AHEAD bytes
  * ahead, and the zmm tier starts its loop on a cache line (see there).
+ *
+ * The xmm and ymm loops are bound by the multiplier; on long inputs they run Chorba periods: of every
+ * 6 + 32 blocks the first 6 are not multiplied but XORed onto later blocks of the period, which leaves the
+ * CRC unchanged because the XOR pattern is a multiple of P (gen_crc32_constants.py derives it). The XORs
+ * run beside the multiplies, so 38 blocks cost what 32 did. The zmm loop has no spare XOR port on the CPUs
+ * that have it (512-bit XORs share ports with the multiplier there), so it folds every block.
  */
 #include "crc32.h"
 #include "crc32_constants.h"
@@ -54,6 +60,12 @@ static const unsigned char shift_tab[48] = {
  * input remains, so no line past the buffer is requested and L1-sized inputs are unaffected. */
 #define PREFETCH_AHEAD 4096
 #define PREFETCH_LINE(p, off) _mm_prefetch((const char *)(p) + PREFETCH_AHEAD + (off), _MM_HINT_T0)
+
+/* Chorba periods: block b of the folded part is first XORed with the skipped blocks of the mask
+ * chorba_sources[b] (a constant wherever the period is unrolled). */
+#define CHORBA_SKIP EVS_CRC32_CHORBA_SKIP
+#define CHORBA_PERIOD (EVS_CRC32_CHORBA_SKIP + EVS_CRC32_CHORBA_BLOCKS) /* in blocks */
+static const unsigned char chorba_sources[EVS_CRC32_CHORBA_BLOCKS] = EVS_CRC32_CHORBA_SOURCES;
 
 /* ---- 128-bit building blocks (inlined into every tier; VEX-encoded inside the AVX ones) ---- */
 
@@ -103,6 +115,40 @@ EVS_INLINE EVS_TARGET(TARGET_PCLMUL) uint32_t finish128(__m128i x, const unsigne
     return ~reduce128(x);
 }
 
+/* Folded block b of the xmm Chorba period at p, with its skipped blocks XORed in. */
+EVS_INLINE EVS_TARGET(TARGET_PCLMUL) __m128i chorba_block128(const unsigned char *p, int b)
+{
+    const unsigned m = chorba_sources[b];
+    __m128i d = LOAD128(p + 16 * (CHORBA_SKIP + b));
+    if (m & 1)
+        d = _mm_xor_si128(d, LOAD128(p));
+    if (m & 2)
+        d = _mm_xor_si128(d, LOAD128(p + 16));
+    if (m & 4)
+        d = _mm_xor_si128(d, LOAD128(p + 32));
+    if (m & 8)
+        d = _mm_xor_si128(d, LOAD128(p + 48));
+    if (m & 16)
+        d = _mm_xor_si128(d, LOAD128(p + 64));
+    if (m & 32)
+        d = _mm_xor_si128(d, LOAD128(p + 80));
+    return d;
+}
+
+/* One round of a period: the 8 accumulators onto folded blocks 8r..8r+7 (spelled out, so that every
+ * block's mask is a constant). */
+#define CHORBA_ROUND_XMM(r, k)                                                   \
+    do {                                                                         \
+        x0 = _mm_xor_si128(fold128(x0, k), chorba_block128(p, 8 * (r)));         \
+        x1 = _mm_xor_si128(fold128(x1, k), chorba_block128(p, 8 * (r) + 1));     \
+        x2 = _mm_xor_si128(fold128(x2, k), chorba_block128(p, 8 * (r) + 2));     \
+        x3 = _mm_xor_si128(fold128(x3, k), chorba_block128(p, 8 * (r) + 3));     \
+        x4 = _mm_xor_si128(fold128(x4, k), chorba_block128(p, 8 * (r) + 4));     \
+        x5 = _mm_xor_si128(fold128(x5, k), chorba_block128(p, 8 * (r) + 5));     \
+        x6 = _mm_xor_si128(fold128(x6, k), chorba_block128(p, 8 * (r) + 6));     \
+        x7 = _mm_xor_si128(fold128(x7, k), chorba_block128(p, 8 * (r) + 7));     \
+    } while (0)
+
 /* The xmm kernel, len >= 16; also the small-input path of the wider tiers. */
 EVS_INLINE EVS_TARGET(TARGET_PCLMUL) uint32_t crc_xmm(uint32_t crc, const unsigned char *p, size_t len)
 {
@@ -119,6 +165,20 @@ EVS_INLINE EVS_TARGET(TARGET_PCLMUL) uint32_t crc_xmm(uint32_t crc, const unsign
             x4 = LOAD128(p + 64), x5 = LOAD128(p + 80), x6 = LOAD128(p + 96), x7 = LOAD128(p + 112);
             p += 128;
             len -= 128;
+            /* Chorba periods of 38 blocks; the first round carries the accumulators over the 6 skipped. */
+            while (len >= 16 * CHORBA_PERIOD) {
+                const __m128i k1792 = K128(1792);
+                int r;
+                if (len >= 16 * CHORBA_PERIOD + PREFETCH_AHEAD)
+                    for (r = 0; r < 16 * CHORBA_PERIOD; r += 64)
+                        PREFETCH_LINE(p, r);
+                CHORBA_ROUND_XMM(0, k1792);
+                CHORBA_ROUND_XMM(1, k1024);
+                CHORBA_ROUND_XMM(2, k1024);
+                CHORBA_ROUND_XMM(3, k1024);
+                p += 16 * CHORBA_PERIOD;
+                len -= 16 * CHORBA_PERIOD;
+            }
             while (len >= 128) {
                 if (len >= 128 + PREFETCH_AHEAD) {
                     PREFETCH_LINE(p, 0);
@@ -207,6 +267,38 @@ EVS_INLINE EVS_TARGET(TARGET_AVX2) __m128i ymm_to_xmm(__m256i y)
 
 #define YMM_MIN 128 /* below: the xmm kernel, whose ladder is as short */
 
+/* Folded block b of the ymm Chorba period at p (32-byte blocks: the same pattern, squared). */
+EVS_INLINE EVS_TARGET(TARGET_AVX2) __m256i chorba_block256(const unsigned char *p, int b)
+{
+    const unsigned m = chorba_sources[b];
+    __m256i d = LOAD256(p + 32 * (CHORBA_SKIP + b));
+    if (m & 1)
+        d = _mm256_xor_si256(d, LOAD256(p));
+    if (m & 2)
+        d = _mm256_xor_si256(d, LOAD256(p + 32));
+    if (m & 4)
+        d = _mm256_xor_si256(d, LOAD256(p + 64));
+    if (m & 8)
+        d = _mm256_xor_si256(d, LOAD256(p + 96));
+    if (m & 16)
+        d = _mm256_xor_si256(d, LOAD256(p + 128));
+    if (m & 32)
+        d = _mm256_xor_si256(d, LOAD256(p + 160));
+    return d;
+}
+
+#define CHORBA_ROUND_YMM(r, k)                                   \
+    do {                                                         \
+        y0 = fold256(y0, k, chorba_block256(p, 8 * (r)));        \
+        y1 = fold256(y1, k, chorba_block256(p, 8 * (r) + 1));    \
+        y2 = fold256(y2, k, chorba_block256(p, 8 * (r) + 2));    \
+        y3 = fold256(y3, k, chorba_block256(p, 8 * (r) + 3));    \
+        y4 = fold256(y4, k, chorba_block256(p, 8 * (r) + 4));    \
+        y5 = fold256(y5, k, chorba_block256(p, 8 * (r) + 5));    \
+        y6 = fold256(y6, k, chorba_block256(p, 8 * (r) + 6));    \
+        y7 = fold256(y7, k, chorba_block256(p, 8 * (r) + 7));    \
+    } while (0)
+
 /* The ymm kernel, len >= 128; also the mid-size path of the AVX-512 tier. */
 EVS_INLINE EVS_TARGET(TARGET_AVX2) uint32_t crc_ymm(uint32_t crc, const unsigned char *p, size_t len)
 {
@@ -225,6 +317,19 @@ EVS_INLINE EVS_TARGET(TARGET_AVX2) uint32_t crc_ymm(uint32_t crc, const unsigned
                 y4 = LOAD256(p + 128), y5 = LOAD256(p + 160), y6 = LOAD256(p + 192), y7 = LOAD256(p + 224);
                 p += 256;
                 len -= 256;
+                while (len >= 32 * CHORBA_PERIOD) {
+                    const __m256i k3584 = K256(3584);
+                    int r;
+                    if (len >= 32 * CHORBA_PERIOD + PREFETCH_AHEAD)
+                        for (r = 0; r < 32 * CHORBA_PERIOD; r += 64)
+                            PREFETCH_LINE(p, r);
+                    CHORBA_ROUND_YMM(0, k3584);
+                    CHORBA_ROUND_YMM(1, k2048);
+                    CHORBA_ROUND_YMM(2, k2048);
+                    CHORBA_ROUND_YMM(3, k2048);
+                    p += 32 * CHORBA_PERIOD;
+                    len -= 32 * CHORBA_PERIOD;
+                }
                 while (len >= 256) {
                     if (len >= 256 + PREFETCH_AHEAD) {
                         PREFETCH_LINE(p, 0);

@@ -24,7 +24,8 @@ import sys
 POLY = 0x104C11DB7  # x^32 + ... + 1, normal form; reflected 32-bit form 0xEDB88320
 POLY_REFLECTED = 0xEDB88320
 
-FOLD_DISTANCES = (128, 256, 384, 512, 640, 768, 1024, 2048, 4096)  # bits; every fold any kernel uses
+# bits; every fold any kernel uses (1792 and 3584: 8 blocks plus the CHORBA_SKIP blocks of a period)
+FOLD_DISTANCES = (128, 256, 384, 512, 640, 768, 1024, 1792, 2048, 3584, 4096)
 
 
 def pmod(a, m=POLY):
@@ -82,6 +83,65 @@ def shift_constant(nbytes):
     return reflect(xpow_mod(8 * nbytes - 33), 32)
 
 
+def mulmod(a, b):
+    """a * b mod P over GF(2), for a, b of degree < 32."""
+    r = 0
+    while b:
+        if b & 1:
+            r ^= a
+        b >>= 1
+        a <<= 1
+        if a >> 32:
+            a ^= POLY
+    return r
+
+
+def sparse_multiple(block_bits=128):
+    """The exponents T of the sparsest-span multiple of P of the form sum over t in T of x^(block_bits*t).
+
+    The powers (x^block_bits)^t mod P, t = 0, 1, ..., are vectors of GF(2)^32, so 33 of them are linearly
+    dependent: Gaussian elimination finds the first dependency, whose members are T. Squaring is linear
+    in characteristic 2, so the same T serves 2x, 4x... the block size (xmm, ymm, zmm blocks alike)."""
+    step, power, basis = xpow_mod(block_bits), 1, {}
+    for t in range(64):
+        vec, combo = power, 1 << t
+        while vec:
+            top = vec.bit_length() - 1
+            if top not in basis:
+                basis[top] = (vec, combo)
+                break
+            vec ^= basis[top][0]
+            combo ^= basis[top][1]
+        if not vec:
+            return [i for i in range(t + 1) if combo >> i & 1]
+        power = mulmod(power, step)
+    raise AssertionError("no dependency among 64 powers")
+
+
+# Chorba (folding by XOR): adding a block's multiple of the sparse multiple above moves block j of a
+# stream, unchanged, onto blocks j + o for every offset o = max(T) - t (t in T, t != max(T)): the CRC
+# does not change, and block j needs no multiply. A period skips CHORBA_SKIP blocks that way (no more
+# than the smallest offset, so a skipped block never lands on another skipped one) and folds the next
+# CHORBA_BLOCKS by multiplication, each first XORed with the skipped blocks that land on it.
+CHORBA_BLOCKS = 32
+
+
+def chorba_offsets():
+    t = sparse_multiple()
+    return sorted(max(t) - e for e in t if e != max(t))
+
+
+def chorba_skip():
+    return min(chorba_offsets())
+
+
+def chorba_sources():
+    """Per folded block b of a period (block CHORBA_SKIP + b): the mask of skipped blocks j landing on it."""
+    offsets, skip = chorba_offsets(), chorba_skip()
+    assert skip + CHORBA_BLOCKS > skip - 1 + max(offsets), "every skipped block must land inside the period"
+    return [sum(1 << j for j in range(skip) if skip + b - j in offsets) for b in range(CHORBA_BLOCKS)]
+
+
 # Lengths of the ARM 3-stream blocks whose merge constants are precomputed (bytes per stream).
 ARM_STREAM_BLOCKS = (8192, 1024, 256)
 
@@ -123,6 +183,13 @@ def render():
     w("#define EVS_CRC32_FINAL_MULT UINT64_C(0x%016x)" % y)
     w("#define EVS_CRC32_BARRETT_MU UINT64_C(0x%016x)" % mu)
     w("#define EVS_CRC32_BARRETT_P UINT64_C(0x%016x)" % p)
+    w("")
+    w("/* Chorba periods (see the script): CHORBA_SKIP blocks folded away by XOR, then CHORBA_BLOCKS blocks")
+    w(" * folded by multiplication; CHORBA_SOURCES[b] = mask of the skipped blocks XORed into folded block b")
+    w(" * (offsets %s). */" % ", ".join(map(str, chorba_offsets())))
+    w("#define EVS_CRC32_CHORBA_SKIP %d" % chorba_skip())
+    w("#define EVS_CRC32_CHORBA_BLOCKS %d" % CHORBA_BLOCKS)
+    w("#define EVS_CRC32_CHORBA_SOURCES {%s}" % ", ".join("0x%02x" % m for m in chorba_sources()))
     w("")
     w("/* ARM stream merge: reflected x^(8*N - 33) mod P for N bytes per stream. */")
     for n in ARM_STREAM_BLOCKS:

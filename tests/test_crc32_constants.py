@@ -72,7 +72,7 @@ def test_folding_model_matches_zlib(gen):
         assert model_crc(gen, data, seed) == zlib.crc32(data, seed)
 
 
-@pytest.mark.parametrize("distance", [128, 256, 384, 512, 640, 768, 1024, 2048, 4096])
+@pytest.mark.parametrize("distance", [128, 256, 384, 512, 640, 768, 1024, 1792, 2048, 3584, 4096])
 def test_fold_constant_moves_block_over_distance(gen, distance):
     block, nxt = random.Random(distance).randbytes(16), bytes(distance // 8)
     x = int.from_bytes(block, "little") ^ 0xFFFFFFFF
@@ -103,3 +103,41 @@ def test_arm_stream_shift_constants(gen):
         reg = rnd.getrandbits(32)
         want = zlib.crc32(bytes(n), reg ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
         assert crc32x(0, clmul(reg, gen.shift_constant(n))) == want
+
+
+@pytest.mark.parametrize("block_bits", [128, 256, 512])
+def test_sparse_multiple_is_a_multiple_of_the_polynomial(gen, block_bits):
+    exponents = gen.sparse_multiple()
+    q = 0
+    for e in exponents:
+        q ^= 1 << (block_bits * e)
+    assert gen.pmod(q) == 0
+    for e in exponents:  # every term is needed
+        assert gen.pmod(q ^ (1 << (block_bits * e))) != 0
+    # The first dependency: no shorter span has one (so the kernels' period is as short as it can be).
+    assert max(exponents) == 32 and 0 in exponents
+
+
+def chorba_period(gen, data, start, block):
+    """The kernels' Chorba period on bytes: at `start`, CHORBA_SKIP blocks zeroed after being XORed onto
+    the folded blocks their masks name."""
+    out = bytearray(data)
+    skip = gen.chorba_skip()
+    for b, mask in enumerate(gen.chorba_sources()):
+        target = start + block * (skip + b)
+        for j in range(skip):
+            if mask >> j & 1:
+                src = data[start + block * j : start + block * (j + 1)]
+                out[target : target + block] = bytes(x ^ y for x, y in zip(out[target : target + block], src))
+    out[start : start + block * skip] = bytes(block * skip)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("block", [16, 32])
+def test_chorba_period_leaves_the_crc_unchanged(gen, block):
+    period = block * (gen.chorba_skip() + gen.CHORBA_BLOCKS)
+    rnd = random.Random(block)
+    for before, after in ((0, 0), (256, 0), (17, 5), (block * 8, 1000)):
+        data = rnd.randbytes(before + period + after)
+        seed = rnd.getrandbits(32)
+        assert zlib.crc32(chorba_period(gen, data, before, block), seed) == zlib.crc32(data, seed)
