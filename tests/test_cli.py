@@ -364,3 +364,26 @@ def test_output_to_a_closed_pipe_is_quiet(server: Server) -> None:
     assert time.monotonic() - started < 60
     assert b"Traceback" not in process.stderr.read()
     process.stderr.close()
+
+
+def test_stream_errors_are_one_line_and_captured(server: Server, tmp_path: Path) -> None:
+    capture = tmp_path / "broken.capture"
+    body = json.dumps({"emulator": {"fault": "model-stream-error", "after": 2, "error_code": "StreamBroken"}})
+    result = invoke(server, "--capture", str(capture), "--max-attempts", "1", body=body)
+    one_line_error(result, 1, "ModelStreamError")
+    replay = run("decode", str(capture), "--text")
+    one_line_error(replay, 1, "ModelStreamError")
+    assert len(replay.stdout) > 0  # the two parts before the error
+
+
+def test_in_band_model_error_is_one_line(tmp_path: Path) -> None:
+    records = [
+        b'data:{"token": {"id": 1, "text": "Hi", "special": false}}\n\n',
+        b'data:{"error": "Request failed during generation: CUDA out of memory", "error_type": "generation"}\n\n',
+    ]
+    frames = b"".join(encode({":event-type": "PayloadPart", ":message-type": "event"}, r) for r in records)
+    path = tmp_path / "tgi.bin"
+    path.write_bytes(frames)
+    result = run("decode", str(path), "--tokens")
+    one_line_error(result, 1, "the model reported an error in the stream", "CUDA out of memory")
+    assert result.stdout == "Hi\n"
