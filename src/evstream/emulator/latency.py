@@ -280,6 +280,7 @@ class _Ticker:
 
     # Records due within this much of now go out together (the loop's timers are ~1 ms coarse anyway).
     _SLACK = 0.0005
+    _BATCH = 256
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -302,11 +303,15 @@ class _Ticker:
         self.timer = self.loop.call_at(first, self._fire)
 
     def _fire(self) -> None:
+        # Each due stream sends once per pass, at most _BATCH of them: a loop that has fallen behind
+        # still reads requests and accepts connections between passes instead of catching up first.
         self.timer = None
         heap = self.heap
         horizon = self.loop.time() + self._SLACK
-        while heap and heap[0][0] <= horizon:
-            stream = heapq.heappop(heap)[2]
+        due = []
+        while heap and heap[0][0] <= horizon and len(due) < self._BATCH:
+            due.append(heapq.heappop(heap)[2])
+        for stream in due:
             if stream.send():
                 heapq.heappush(heap, (stream.due, next(self.order), stream))
         self._arm()
