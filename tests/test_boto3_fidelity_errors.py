@@ -307,3 +307,25 @@ def test_boto3_puts_a_folded_header_on_the_wire(isolated: Any) -> None:
         params = {**stream_params(tokens=1), "CustomAttributes": "x\r\n\tX-Evil: 1"}
         boto3_stream("sagemaker-runtime", kwargs_for(sink.url), params)
     assert b"x\r\n\tX-Evil: 1\r\n" in sink.received, "boto3 no longer sends it: the difference can go"
+
+
+# -- evstream's retry rule: retried until the first event is delivered, never after -------------------
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize(("after", "attempts"), [(0, 2), (2, 1)])
+def test_stream_failures_are_retried_only_before_the_first_event(
+    isolated: Any, endpoint: EmulatorThread, flavour: str, after: int, attempts: int
+) -> None:
+    """A connection dropped before any event is retried (boto3 would raise); after an event it is not
+    (the caller has seen part of the answer)."""
+    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3})
+    params = stream_params(fault="disconnect", after=after, fault_times=1, tokens=4)
+    ours = evstream_stream(flavour, "sagemaker-runtime", kwargs_for(endpoint.url, config), params)
+    tried = [r for r in endpoint.emulator.requests if r.body == params["Body"]]
+    assert len(tried) == attempts, f"{len(tried)} attempts: {ours}"
+    if attempts == 2:
+        assert ours.stage == "done" and len(ours.events) == 4, ours
+    else:
+        assert isinstance(ours.error, botocore.exceptions.ResponseStreamingError), ours
+        assert len(ours.events) == after, ours

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.eventstream
 import botocore.exceptions
 import pytest
 from fidelity_support import (
@@ -198,3 +199,27 @@ def test_wrapping_an_existing_boto3_client(isolated: Any, endpoint: EmulatorThre
     finally:
         fast.close()
         original.close()
+
+
+@pytest.mark.parametrize("service", ["sagemaker-runtime", "bedrock-runtime"])
+def test_get_initial_response(isolated: Any, endpoint: EmulatorThread, service: str) -> None:
+    """These services send no initial-response event: both raise NoInitialResponseError. boto3 loses
+    the event it looked at; evstream may keep it (a difference in the caller's favour), nothing else."""
+    operation, body_key = (
+        ("invoke_endpoint_with_response_stream", "Body")
+        if service == "sagemaker-runtime"
+        else ("invoke_model_with_response_stream", "body")
+    )
+    results = []
+    for client in (
+        boto3.client(service, **kwargs_for(endpoint)),
+        evstream_client("sync", service, **kwargs_for(endpoint)),
+    ):
+        stream = getattr(client, operation)(**stream_params(service, tokens=3))[body_key]
+        with pytest.raises(botocore.eventstream.NoInitialResponseError):
+            stream.get_initial_response()
+        results.append(len(list(stream)))
+        client.close()
+    assert results[1] in (results[0], results[0] + 1), (
+        f"events left after get_initial_response: evstream {results[1]}, boto3 {results[0]}"
+    )
