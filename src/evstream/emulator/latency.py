@@ -95,6 +95,12 @@ class Distribution:
     @classmethod
     def parse(cls, text: str, *, durations: bool = True) -> Distribution:
         """Parse ``KIND:A,B`` or a bare value (constant). Durations need a unit; counts must not have one."""
+        if not isinstance(text, str):
+            raise ValueError(f"a distribution is text, not {text!r}")
+        return _parse_distribution(text, durations)
+
+    @classmethod
+    def _parse(cls, text: str, durations: bool) -> Distribution:
         kind, sep, params = text.partition(":")
         if not sep:
             return cls("constant", _parse_number(text, durations))
@@ -130,6 +136,10 @@ class Distribution:
         if self.kind == "constant":
             return f"{self.a:g}"
         return f"{self.kind}:{self.a:g},{self.b:g}"
+
+
+# Every request of a load test names the same profile: parse each text once.
+_parse_distribution = functools.lru_cache(maxsize=256)(Distribution._parse)
 
 
 class Pacing:
@@ -308,7 +318,7 @@ class _Ticker:
         self.timer = None
         heap = self.heap
         horizon = self.loop.time() + self._SLACK
-        due = []
+        due: list[_PacedStream] = []
         while heap and heap[0][0] <= horizon and len(due) < self._BATCH:
             due.append(heapq.heappop(heap)[2])
         for stream in due:
