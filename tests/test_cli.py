@@ -183,13 +183,15 @@ def test_no_credentials_names_the_fix(server: Server) -> None:
     one_line_error(result, 1, "no AWS credentials", "--no-sign-request")
 
 
-def test_decode_a_bad_checksum(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["c", "python"])
+def test_decode_a_bad_checksum(tmp_path: Path, pure_python: str) -> None:
     good = encode({":event-type": "PayloadPart", ":message-type": "event"}, b"hello")
     corrupt = bytearray(good * 2)
     corrupt[len(good) + 20] ^= 0xFF  # a payload byte of the second message
     path = tmp_path / "stream.bin"
     path.write_bytes(bytes(corrupt))
-    result = run("decode", str(path))
+    env = child_env(EVSTREAM_NO_EXTENSIONS=pure_python) if pure_python else None
+    result = run("decode", str(path), env=env)
     one_line_error(result, 1, "corrupt after message 1", "MessageChecksumMismatch")
     assert json.loads(result.stdout)["payload"] == "hello"  # the message before the bad one
 
