@@ -327,14 +327,3 @@ def may_retry(error: BaseException, delivered: bool) -> bool:
         and not isinstance(error, IncompleteStream)
     )
 
-
-def retry_delay(client: Any, attempts: int, error: SageMakerRuntimeError) -> float | None:
-    """Seconds to wait before attempt ``attempts + 1``, or None when there is to be none."""
-    decide = getattr(client, "_retry_delay", None)
-    if decide is not None:
-        delay: float | None = decide(attempts, error)
-        return delay
-    if not error.retryable or attempts >= client.config.max_attempts:
-        return None
-    backoff: float = client._backoff(attempts)
-    return backoff
