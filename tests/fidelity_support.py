@@ -287,19 +287,27 @@ def evstream_client(flavour: str, service: str = "sagemaker-runtime", **client_k
 def evstream_stream(
     flavour: str, service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any]
 ) -> Outcome:
+    return evstream_streams(flavour, service, client_kwargs, [params])[0]
+
+
+def evstream_streams(
+    flavour: str, service: str, client_kwargs: Mapping[str, Any], calls: list[Mapping[str, Any]]
+) -> list[Outcome]:
+    """Several calls, one after the other, with one evstream client."""
     operation, _, body_key, _, _ = _SERVICES[service]
     if flavour == "async":  # built inside the event loop, as asyncio code does
-        return asyncio.run(_async_call(service, client_kwargs, operation, params, body_key))
+        return asyncio.run(_async_calls(service, client_kwargs, operation, calls, body_key))
     try:
         client = evstream_client(flavour, service, **client_kwargs)
     except Exception as exc:
-        return Outcome("build", exc)
+        return [Outcome("build", exc)]
     try:
-        outcome = _sync_call(getattr(client, operation), params, body_key)
+        outcomes = [_sync_call(getattr(client, operation), params, body_key) for params in calls]
     finally:
         client.close()
-    outcome.exceptions = client.exceptions
-    return outcome
+    for outcome in outcomes:
+        outcome.exceptions = client.exceptions
+    return outcomes
 
 
 def _sync_call(method: Callable[..., Any], params: Mapping[str, Any], body_key: str) -> Outcome:
@@ -317,17 +325,22 @@ def _sync_call(method: Callable[..., Any], params: Mapping[str, Any], body_key: 
     return Outcome("done", None, response, events)
 
 
-async def _async_call(
-    service: str, client_kwargs: Mapping[str, Any], operation: str, params: Mapping[str, Any], body_key: str
-) -> Outcome:
+async def _async_calls(
+    service: str,
+    client_kwargs: Mapping[str, Any],
+    operation: str,
+    calls: list[Mapping[str, Any]],
+    body_key: str,
+) -> list[Outcome]:
     try:
         client = evstream_client("async", service, **client_kwargs)
     except Exception as exc:
-        return Outcome("build", exc)
+        return [Outcome("build", exc)]
     async with client as runtime:
-        outcome = await _async_stream(runtime, operation, params, body_key)
-        outcome.exceptions = runtime.exceptions
-        return outcome
+        outcomes = [await _async_stream(runtime, operation, params, body_key) for params in calls]
+        for outcome in outcomes:
+            outcome.exceptions = runtime.exceptions
+        return outcomes
 
 
 async def _async_stream(runtime: Any, operation: str, params: Mapping[str, Any], body_key: str) -> Outcome:

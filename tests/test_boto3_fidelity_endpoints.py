@@ -85,10 +85,23 @@ def assert_same_route(
 # -- partitions x FIPS x dualstack -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dualstack", [False, True], ids=["ipv4", "dualstack"])
-@pytest.mark.parametrize("fips", [False, True], ids=["plain", "fips"])
-@pytest.mark.parametrize("region", REGIONS)
-@pytest.mark.parametrize("service", SERVICES)
+def _partition_cases() -> list[Any]:
+    """Every partition x FIPS x dualstack for SageMaker; for Bedrock, whose endpoints come from the same
+    resolver, one region of each DNS scheme."""
+    cases = []
+    for service in SERVICES:
+        regions = (
+            REGIONS if service == "sagemaker-runtime" else ("us-west-2", "us-iso-east-1", "eu-isoe-west-1")
+        )
+        for region in regions:
+            for fips in (False, True):
+                for dualstack in (False, True):
+                    name = f"{service}-{region}-{'fips' if fips else 'plain'}-{'dualstack' if dualstack else 'ipv4'}"
+                    cases.append(pytest.param(service, region, fips, dualstack, id=name))
+    return cases
+
+
+@pytest.mark.parametrize(("service", "region", "fips", "dualstack"), _partition_cases())
 def test_partition_variant_host(
     isolated: Any,
     proxy: RecordingProxy,

@@ -24,6 +24,7 @@ from fidelity_support import (
     boto3_stream,
     endpoint,
     evstream_stream,
+    evstream_streams,
     isolated,
     service_error,
     stream_params,
@@ -271,16 +272,15 @@ BEDROCK_HEADERS = (
 
 def _refused_everywhere(flavour: str, service: str, parameter: str, config: botocore.config.Config) -> None:
     with WireSink() as sink:
-        for value in BAD_VALUES:
-            params = {**stream_params(service, tokens=1), parameter: value}
-            outcome = evstream_stream(flavour, service, kwargs_for(sink.url, config), params)
+        calls = [{**stream_params(service, tokens=1), parameter: value} for value in BAD_VALUES]
+        outcomes = evstream_streams(flavour, service, kwargs_for(sink.url, config), calls)
+        assert len(outcomes) == len(BAD_VALUES), outcomes
+        for value, outcome in zip(BAD_VALUES, outcomes):
             assert isinstance(outcome.error, botocore.exceptions.ParamValidationError), (
                 f"{parameter}={value!r}: {outcome}"
             )
             assert outcome.stage == "call"
-            assert not sink.received, (
-                f"{parameter}={value!r}: bytes reached the wire: {bytes(sink.received)!r}"
-            )
+        assert not sink.received, f"{parameter}: bytes reached the wire: {bytes(sink.received)!r}"
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
