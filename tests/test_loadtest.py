@@ -380,3 +380,27 @@ def test_paced_streams_survive_clients_that_leave(endpoint: EmulatorThread) -> N
         sock.recv(65536)
     result = run_step_sync(target(endpoint), Step(concurrency=2, requests=2, warmup=0), "asyncio")
     assert result.errors == {} and result.output_tokens == 2 * TOKENS
+
+
+def test_paced_streams_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    from evstream.emulator import Emulator
+    from evstream.loadtest import run_step
+
+    async def main() -> StepResult:
+        emulator = Emulator(behavior=Behavior(ttft="10ms", itl="1ms", stamp=True, tokens=TOKENS))
+        await emulator.start()
+        try:
+            client = sagemaker.async_client(endpoint_url=emulator.url, max_attempts=1, **KEYS)
+            workload = Workload("tgi", output_tokens=Distribution("constant", TOKENS), emulator={})
+            try:
+                return await run_step(
+                    Target(client, "m", workload), Step(concurrency=3, requests=6, warmup=0)
+                )
+            finally:
+                await client.close()
+        finally:
+            await emulator.close()
+
+    result = uvloop.run(main())
+    assert result.errors == {} and result.output_tokens == 6 * TOKENS and result.delay.count == 6 * TOKENS

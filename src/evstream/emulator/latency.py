@@ -296,7 +296,8 @@ class _Ticker:
         self.loop = loop
         self.heap: list[tuple[float, int, _PacedStream]] = []
         self.order = itertools.count()
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
+        self.armed = 0.0
 
     def add(self, stream: _PacedStream) -> None:
         heapq.heappush(self.heap, (stream.due, next(self.order), stream))
@@ -307,9 +308,10 @@ class _Ticker:
             return
         first = self.heap[0][0]
         if self.timer is not None:
-            if self.timer.when() <= first:
+            if self.armed <= first:
                 return
             self.timer.cancel()
+        self.armed = first  # uvloop's timer handles have no when()
         self.timer = self.loop.call_at(first, self._fire)
 
     def _fire(self) -> None:
