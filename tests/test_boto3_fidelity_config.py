@@ -354,24 +354,25 @@ def test_parameter_validation_off_sends_what_boto3_sends(
 # -- connection pool size -----------------------------------------------------------------------------
 
 POOL = 12
-CONCURRENT = 14
-
-
-_STALL = {"tokens": 2, "fault": "stall", "stall": 0.3, "after": 1}  # each stream held open 0.3 s
+# As many streams as the pool holds: a pool that caps concurrency (aiohttp) and one that does not
+# (urllib3, as botocore sets it up) must then both hold POOL connections at once and keep them.
+CONCURRENT = POOL
 
 
 def _concurrent_streams(runtime: Any) -> None:
-    """CONCURRENT streams at once from threads, all read to the end."""
-    barrier = threading.Barrier(CONCURRENT)
+    """CONCURRENT streams from threads, all open at once: each reads its body only once every stream
+    has its response headers (so each holds a connection), then all are read to the end."""
+    all_open = threading.Barrier(CONCURRENT)
     errors: list[BaseException] = []
 
     def one() -> None:
         try:
-            barrier.wait(10)
-            response = runtime.invoke_endpoint_with_response_stream(**stream_params(**_STALL))
+            response = runtime.invoke_endpoint_with_response_stream(**stream_params(tokens=2))
+            all_open.wait(5)
             list(response["Body"])
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
+            all_open.abort()
 
     threads = [threading.Thread(target=one) for _ in range(CONCURRENT)]
     for thread in threads:
@@ -382,8 +383,19 @@ def _concurrent_streams(runtime: Any) -> None:
 
 
 async def _concurrent_streams_async(runtime: Any) -> None:
+    opened = 0
+    all_open = asyncio.Event()
+
     async def one() -> None:
-        response = await runtime.invoke_endpoint_with_response_stream(**stream_params(**_STALL))
+        nonlocal opened
+        response = await runtime.invoke_endpoint_with_response_stream(**stream_params(tokens=2))
+        opened += 1
+        if opened == CONCURRENT:
+            all_open.set()
+        try:
+            await asyncio.wait_for(all_open.wait(), 5)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"only {opened} of {CONCURRENT} streams could be open at once") from None
         [event async for event in response["Body"]]
 
     await asyncio.gather(*(one() for _ in range(CONCURRENT)))
@@ -399,8 +411,8 @@ def _settled(server: EmulatorThread, expected: int) -> int:
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
 def test_max_pool_connections_is_honoured(isolated: Any, flavour: str) -> None:
-    """With ``Config(max_pool_connections=12)`` the pool keeps 12 idle connections after 14 concurrent
-    streams, as boto3's does."""
+    """With ``Config(max_pool_connections=12)``, 12 streams can be open at once and the pool keeps the
+    12 connections afterwards, as boto3's does."""
     config = botocore.config.Config(max_pool_connections=POOL)
     with EmulatorThread() as server:
         kwargs: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": server.url, **FAKE_KEYS}

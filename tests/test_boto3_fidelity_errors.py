@@ -203,6 +203,8 @@ def test_connection_refused(isolated: Any, flavour: str) -> None:
 def test_connect_timeout(isolated: Any, full_backlog: int, flavour: str) -> None:
     config = botocore.config.Config(connect_timeout=0.3, retries={"total_max_attempts": 1})
     ours, oracle = run_both(flavour, kwargs_for(f"http://127.0.0.1:{full_backlog}", config))
+    if isinstance(oracle.error, botocore.exceptions.EndpointConnectionError):
+        pytest.skip(f"this kernel refuses connections to a full accept queue: {oracle}")
     assert isinstance(oracle.error, botocore.exceptions.ConnectTimeoutError), oracle
     assert_same_failure(ours, oracle)
 
