@@ -198,8 +198,18 @@ class Prompt:
     max_tokens: int
 
 
+_TEXT = _WORDS * 64  # a fixed word sequence long enough for prompts to start anywhere in it
+
+
 def generated_prompt(input_tokens: int, rng: random.Random) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(max(1, input_tokens)))
+    """About ``input_tokens`` tokens of text: a run of words from a random point of a fixed sequence
+    (cheap enough to make per request on the client's event loop)."""
+    n = max(1, input_tokens)
+    start = rng.randrange(len(_WORDS))
+    words = _TEXT[start : start + n]
+    while len(words) < n:
+        words += _TEXT[: n - len(words)]
+    return " ".join(words)
 
 
 def load_prompts(path: str, default_max_tokens: int) -> list[Prompt]:
