@@ -52,6 +52,7 @@ class WorkerLoad:
     wait_s: float = 0.0  # time this process was ready to run but the OS ran something else
     gc_pause_max_ns: int = 0  # the longest garbage-collection pass in the window
     gc_pause_s: float = 0.0
+    span_s: float = 0.0  # wall time between begin() and end(): what cpu_s and wait_s were read over
 
     @staticmethod
     def prepare() -> None:
@@ -66,25 +67,35 @@ class WorkerLoad:
         _GC_WATCH.start(self)
         self.cpu_s = -time.process_time()
         self.wait_s = -cpu_wait_s()
+        self.span_s = -clock_ns() / 1e9
 
     def end(self) -> None:
+        # A thread-per-stream client's main thread can be held off for a while by the others: the
+        # clocks are read whenever it gets to run, and the shares are over that span.
         self.cpu_s += time.process_time()
         self.wait_s = max(0.0, self.wait_s + cpu_wait_s())
+        self.span_s += clock_ns() / 1e9
         _GC_WATCH.stop()
         gc.unfreeze()
 
     @property
     def wait_share(self) -> float:
         """The share of the window spent waiting for a CPU: the machine, not the client, was busy."""
-        return self.wait_s / (self.window_ns / 1e9) if self.window_ns else 0.0
+        return self.wait_s / self.span_s if self.span_s > 0 else 0.0
 
     @property
     def cpu_share(self) -> float:
-        return self.cpu_s / (self.window_ns / 1e9) if self.window_ns else 0.0
+        """The client's CPU time per second (1.0: one core busy)."""
+        return self.cpu_s / self.span_s if self.span_s > 0 else 0.0
+
+    @property
+    def window_cpu_s(self) -> float:
+        """CPU seconds spent over the measured window."""
+        return self.cpu_share * self.window_ns / 1e9
 
     @property
     def cpu_us_per_event(self) -> float:
-        return self.cpu_s * 1e6 / self.events if self.events else 0.0
+        return self.window_cpu_s * 1e6 / self.events if self.events else 0.0
 
     @property
     def busy(self) -> bool:
