@@ -17,6 +17,7 @@ import pytest
 from fidelity_support import (
     FAKE_KEYS,
     FLAVOURS,
+    Canned,
     CannedEndpoint,
     Outcome,
     WireSink,
@@ -331,3 +332,19 @@ def test_stream_failures_are_retried_only_before_the_first_event(
     else:
         assert isinstance(ours.error, botocore.exceptions.ResponseStreamingError), ours
         assert len(ours.events) == after, ours
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_200_answer_that_is_not_an_event_stream_is_not_retried(isolated: Any, flavour: str) -> None:
+    """boto3 ends such a stream quietly; evstream may do the same or raise botocore's error, but the
+    model must not be invoked again."""
+    answer = Canned(
+        200, {"Content-Type": "application/json", "x-amzn-RequestId": "r-1"}, b'{"not": "a stream"}'
+    )
+    config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3})
+    with CannedEndpoint(answer) as server:
+        ours = evstream_stream(flavour, "sagemaker-runtime", kwargs_for(server.url, config), stream_params())
+        assert len(server.requests) == 1, f"invoked {len(server.requests)} times: {ours}"
+    assert ours.error is None or isinstance(
+        ours.error, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+    ), ours

@@ -5,6 +5,8 @@ existing boto3 client into a fast one."""
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,6 +24,7 @@ from fidelity_support import (
     endpoint,
     evstream_client,
     evstream_stream,
+    evstream_streams,
     isolated,
     profiles,
     stream_params,
@@ -226,3 +229,63 @@ def test_get_initial_response(isolated: Any, endpoint: EmulatorThread, service: 
     assert results[1] in (results[0], results[0] + 1), (
         f"events left after get_initial_response: evstream {results[1]}, boto3 {results[0]}"
     )
+
+
+# -- Bedrock specifics: API keys (bearer tokens), model ids with dot segments ---------------------------
+
+
+@pytest.fixture(scope="module")
+def open_endpoint() -> Iterator[EmulatorThread]:
+    """The local endpoint without signature checks (bearer tokens are not SigV4)."""
+    with EmulatorThread() as server:
+        yield server
+
+
+def _bedrock_requests(flavour: str, server: EmulatorThread, model_ids: list[str]) -> dict[str, list[Any]]:
+    """The requests boto3 and evstream sent for the same model ids (one call each)."""
+    kwargs = {"region_name": "us-east-1", "endpoint_url": server.url}
+    sent: dict[str, list[Any]] = {}
+    for name in ("boto3", "evstream"):
+        calls = [{"modelId": model_id, "body": body(tokens=1)} for model_id in model_ids]
+        if name == "boto3":
+            outcomes = [boto3_stream("bedrock-runtime", kwargs, params) for params in calls]
+        else:
+            outcomes = evstream_streams(flavour, "bedrock-runtime", kwargs, calls)
+        assert [o.stage for o in outcomes] == ["done"] * len(calls), f"{name}: {[str(o) for o in outcomes]}"
+        sent[name] = [next(r for r in server.emulator.requests if r.body == c["body"]) for c in calls]
+    return sent
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_bedrock_api_key_is_sent_as_boto3_sends_it(
+    isolated: Any, monkeypatch: pytest.MonkeyPatch, open_endpoint: EmulatorThread, flavour: str
+) -> None:
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-fidelity")
+    sent = _bedrock_requests(flavour, open_endpoint, ["model-a"])
+    expected = sent["boto3"][0].headers.get("authorization")
+    assert expected == "Bearer bedrock-api-key-fidelity", "the oracle did not use the API key"
+    assert sent["evstream"][0].headers.get("authorization") == expected
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_bedrock_model_ids_keep_their_dot_segments(
+    isolated: Any, open_endpoint: EmulatorThread, flavour: str
+) -> None:
+    model_ids = [
+        ".",
+        "..",
+        "a/../b",
+        "anthropic.claude-v2:1",
+        "arn:aws:bedrock:us-east-1::foundation-model/x.y",
+    ]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEYS["aws_access_key_id"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_KEYS["aws_secret_access_key"])
+        sent = _bedrock_requests(flavour, open_endpoint, model_ids)
+    paths = {name: [r.path for r in requests] for name, requests in sent.items()}
+    # The same model id once percent-decoding is undone (evstream may encode a lone "." or ".." as
+    # %2E so that nothing on the way treats it as a dot segment); none is collapsed.
+    for model_id, ours, theirs in zip(model_ids, paths["evstream"], paths["boto3"]):
+        assert urllib.parse.unquote(ours) == urllib.parse.unquote(theirs), paths
+        segment = ours.split("/")[2]
+        assert urllib.parse.unquote(segment) == model_id, f"{model_id!r} sent as {ours!r}"
