@@ -8,7 +8,12 @@ The second parameter is the jitter; draws below zero are taken as zero.
 With ``stamp`` each JSON record carries ``"sent_ns"``: :func:`clock_ns` read just before the record
 is written to the socket. The clock is the system-wide monotonic clock (CLOCK_MONOTONIC on Linux,
 the same in every process of the machine), so a client on the same machine measures how long the
-record took from the server's ``write()`` to its own hands: receive time minus ``sent_ns``.
+record took from the server's ``write()`` to its own hands: receive time minus ``sent_ns``. Paced
+streams also carry ``"due_ns"``, when the profile wanted the record sent: ``sent_ns - due_ns`` is how
+far the endpoint itself fell behind (a loaded machine), which is not the model's profile either.
+
+Paced streams are sent by one timer per event loop (:func:`pace`), so a thousand streams cost a heap
+of due times rather than a thousand sleeping tasks.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from .http1 import chunk
 
 __all__ = [
+    "DUE_FIELD",
     "KINDS",
     "STAMP_FIELD",
     "Distribution",
@@ -46,7 +52,9 @@ __all__ = [
 
 KINDS = ("constant", "normal", "lognormal", "uniform")
 STAMP_FIELD = "sent_ns"
+DUE_FIELD = "due_ns"  # when the profile wanted the record sent (paced streams): sent - due is lateness
 _STAMP_PREFIX = b',"' + STAMP_FIELD.encode() + b'":'
+_DUE_PREFIX = b',"' + DUE_FIELD.encode() + b'":'
 
 # perf_counter is CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS and QueryPerformanceCounter on
 # Windows: one clock for all processes of a machine, so stamps compare across the client and the server.
@@ -194,7 +202,10 @@ def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--itl", type=distribution, default="", help="time between tokens (as --ttft)")
     parser.add_argument(
-        "--stamp", action="store_true", help=f'add the send time ("{STAMP_FIELD}", ns) to each JSON record'
+        "--stamp",
+        action="store_true",
+        help=f'add the send time ("{STAMP_FIELD}", ns) and when the profile wanted it sent ("{DUE_FIELD}") '
+        "to each JSON record",
     )
 
 
@@ -207,13 +218,14 @@ def check_profile(ttft: str, itl: str, stamp: bool, straddle: bool) -> None:
         raise ValueError("stamp needs one record per part: it cannot be combined with straddle")
 
 
-def stamp_record(record: bytes) -> bytes:
-    """The record with ``"sent_ns": <now>`` added to its JSON object (the last ``}``); records without
-    one (``data: [DONE]``, raw text) are returned unchanged."""
+def stamp_record(record: bytes, due_ns: int = 0) -> bytes:
+    """The record with ``"sent_ns": <now>`` (last) added to its JSON object (the last ``}``), after
+    ``"due_ns"`` when given; records without one (``data: [DONE]``, raw text) are returned unchanged."""
     end = record.rfind(b"}")
     if end < 0:
         return record
-    return record[:end] + _STAMP_PREFIX + str(clock_ns()).encode() + record[end:]
+    due = _DUE_PREFIX + str(due_ns).encode() if due_ns else b""
+    return record[:end] + due + _STAMP_PREFIX + str(clock_ns()).encode() + record[end:]
 
 
 # The generations a load test asks for are few and alike: remember their parts (up to this many tokens)
@@ -246,7 +258,19 @@ _MAX_BUFFERED = 1 << 20
 class _PacedStream:
     """One paced response: its parts, its next due time, and how it ended."""
 
-    __slots__ = ("done", "due", "event", "pacing", "parts", "sent", "stamp", "start", "transport")
+    __slots__ = (
+        "done",
+        "due",
+        "event",
+        "offset",
+        "pacing",
+        "parts",
+        "sent",
+        "stamp",
+        "start",
+        "start_ns",
+        "transport",
+    )
 
     def __init__(
         self, transport: Any, parts: Sequence[bytes], pacing: Pacing, event: Any, stamp: bool
@@ -258,7 +282,9 @@ class _PacedStream:
         self.event = event
         self.stamp = stamp
         self.start = loop.time()
-        self.due = self.start + pacing.next_due(0)
+        self.start_ns = clock_ns()
+        self.offset = pacing.next_due(0)  # seconds after the start
+        self.due = self.start + self.offset
         self.sent = 0
         self.done: asyncio.Future[bool] = loop.create_future()
 
@@ -271,16 +297,19 @@ class _PacedStream:
             self.done.set_result(False)
             return False
         if transport.get_write_buffer_size() > _MAX_BUFFERED:
-            self.due += 0.005  # the client is not reading: wait for it
+            self.due += 0.005  # the client is not reading: wait for it (the record will be late)
             return True
         part = self.parts[self.sent]
-        transport.write(chunk(self.event(stamp_record(part) if self.stamp else part)))
+        if self.stamp:
+            part = stamp_record(part, self.start_ns + round(self.offset * 1e9))
+        transport.write(chunk(self.event(part)))
         self.sent += 1
         if self.sent == len(self.parts):
             transport.write(b"0\r\n\r\n")
             self.done.set_result(True)
             return False
-        self.due = self.start + self.pacing.next_due(self.sent)
+        self.offset = self.pacing.next_due(self.sent)
+        self.due = self.start + self.offset
         return True
 
 

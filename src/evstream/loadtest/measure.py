@@ -35,7 +35,7 @@ BUSY_LAG_P99_NS = 2_000_000
 # Above this share of the window spent waiting for a CPU, the machine (other processes) is busy.
 CPU_WAIT_SHARE = 0.05
 
-HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "lag", "stream_tps")
+HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "late", "lag", "stream_tps")
 
 
 @dataclasses.dataclass
@@ -126,7 +126,8 @@ class StepResult:
     ttft: Histogram = dataclasses.field(default_factory=Histogram)
     itl: Histogram = dataclasses.field(default_factory=Histogram)
     e2e: Histogram = dataclasses.field(default_factory=Histogram)
-    delay: Histogram = dataclasses.field(default_factory=Histogram)
+    delay: Histogram = dataclasses.field(default_factory=Histogram)  # receive - endpoint's send stamp
+    late: Histogram = dataclasses.field(default_factory=Histogram)  # endpoint's send - due (its lateness)
     lag: Histogram = dataclasses.field(default_factory=Histogram)
     stream_tps: Histogram = dataclasses.field(default_factory=Histogram)  # milli-tokens/s per stream
     workers: list[WorkerLoad] = dataclasses.field(default_factory=list)
@@ -244,11 +245,13 @@ class StreamTimer:
         self.tokens = 0
 
     def payload(self, now: int, payload: bytes) -> None:
-        tokens, stamp = self.counter.feed(payload)
+        tokens, sent, due = self.counter.feed(payload)
         result = self.result
         if self.measured:
-            if stamp:
-                result.delay.record(now - stamp)
+            if sent:
+                result.delay.record(now - sent)
+                if due:
+                    result.late.record(sent - due)
             if tokens:
                 if self.first:
                     result.itl.record(now - self.last)

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..emulator.latency import STAMP_FIELD, Distribution
+from ..emulator.latency import DUE_FIELD, STAMP_FIELD, Distribution
 from ..formats import FORMATS, RecordParser
 
 __all__ = [
@@ -120,12 +120,12 @@ STREAM_FORMATS = {
 
 
 class TokenCounter:
-    """Counts the output tokens in each payload of one stream and picks up the endpoint's send-time
-    stamps (``sent_ns``, see :mod:`evstream.emulator.latency`).
+    """Counts the output tokens in each payload of one stream and picks up the local endpoint's stamps
+    (``sent_ns`` and ``due_ns``, see :mod:`evstream.emulator.latency`).
 
     ``mode="parse"`` reads every record with :class:`evstream.formats.RecordParser` (records cut
     anywhere, in-band errors raise) and counts those that carry text; ``mode="events"`` counts one
-    token per payload and reads only the stamp, for endpoints known to send one token per event (no
+    token per payload and reads only the stamps, for endpoints known to send one token per event (no
     JSON parsing on the client's hot path).
     """
 
@@ -138,22 +138,24 @@ class TokenCounter:
         self._parser = None if self.events_only else RecordParser(stream_format)
         self._text = FORMATS[self._parser.format or "text"].text if self._parser is not None else None
 
-    def feed(self, payload: bytes) -> tuple[int, int]:
-        """(tokens, send stamp or 0) of this payload."""
+    def feed(self, payload: bytes) -> tuple[int, int, int]:
+        """(tokens, send stamp or 0, due time or 0) of this payload."""
         parser = self._parser
         if parser is None:
-            return 1, _find_stamp(payload)
+            sent, due = find_stamps(payload)
+            return 1, sent, due
         return self._count(parser.feed(payload))
 
-    def _count(self, records: list[Any]) -> tuple[int, int]:
-        tokens = stamp = 0
+    def _count(self, records: list[Any]) -> tuple[int, int, int]:
+        tokens = sent = due = 0
         text = self._text
         for record in records:
             if type(record) is dict:
                 if text is not None and text(record):
                     tokens += 1
-                stamp = record.get(STAMP_FIELD) or stamp
-        return tokens, stamp
+                sent = record.get(STAMP_FIELD) or sent
+                due = record.get(DUE_FIELD) or due
+        return tokens, sent, due
 
     def close(self) -> int:
         """The end of the stream: the tokens of a last record without a separator (a record cut short
@@ -163,19 +165,29 @@ class TokenCounter:
         return self._count(self._parser.close())[0]
 
 
-_STAMP_KEY = b'"' + STAMP_FIELD.encode() + b'":'
+_SENT_KEY = b'"' + STAMP_FIELD.encode() + b'":'
+_DUE_KEY = b'"' + DUE_FIELD.encode() + b'":'
 
 
-def _find_stamp(payload: bytes) -> int:
-    at = payload.rfind(_STAMP_KEY)
+def find_stamps(payload: bytes) -> tuple[int, int]:
+    """(sent_ns, due_ns) of the last stamped record in a payload, 0 where absent; without parsing it
+    (the endpoint writes them as the record's last members: ``,"due_ns":D,"sent_ns":S}``)."""
+    at = payload.rfind(_SENT_KEY)
     if at < 0:
-        return 0
-    start = at + len(_STAMP_KEY)
-    end = payload.find(b"}", start)  # the stamp is the record's last member
+        return 0, 0
+    start = at + len(_SENT_KEY)
     try:
-        return int(payload[start:end])
+        sent = int(payload[start : payload.find(b"}", start)])
     except ValueError:
-        return 0
+        return 0, 0
+    due = 0
+    before = payload.rfind(_DUE_KEY, 0, at)
+    if before >= 0:
+        try:
+            due = int(payload[before + len(_DUE_KEY) : at - 1])
+        except ValueError:
+            due = 0
+    return sent, due
 
 
 # -- prompts ----------------------------------------------------------------------------------------
