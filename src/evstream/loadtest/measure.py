@@ -100,8 +100,14 @@ class WorkerLoad:
     @property
     def busy(self) -> bool:
         """The client itself may have distorted what it measured."""
-        late = self.lag_p99_ns >= BUSY_LAG_P99_NS and self.wait_share < CPU_WAIT_SHARE
-        return self.cpu_share >= BUSY_CPU_SHARE or late
+        late = self.lag_p99_ns >= BUSY_LAG_P99_NS and self.cpu_share >= BUSY_CPU_SHARE / 3
+        return self.cpu_share >= BUSY_CPU_SHARE or (late and self.wait_share < CPU_WAIT_SHARE)
+
+    @property
+    def late_timers(self) -> bool:
+        """Timers ran late although the client was mostly idle and had the CPU when it wanted it: the
+        machine's wake-up latency, or a blocking call."""
+        return self.lag_p99_ns >= BUSY_LAG_P99_NS and not self.busy and not self.starved
 
     @property
     def starved(self) -> bool:

@@ -139,6 +139,13 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                 f"limits {BUSY_CPU_SHARE:.0%} and {BUSY_LAG_P99_NS / 1e6:g} ms): the latencies above "
                 "include time spent waiting for the client"
             )
+        for worker in result.workers:
+            if worker.late_timers:
+                lines.append(
+                    f"{result.client} at {result.label}: event-loop timers ran "
+                    f"{worker.lag_p99_ns / 1e6:.1f} ms late at p99 with the client mostly idle "
+                    f"({worker.cpu_share:.0%} of a core): the machine's wake-up latency, or a blocking call"
+                )
         waiting = [w for w in result.workers if w.starved]
         if waiting:
             worst = max(waiting, key=lambda w: w.wait_share)
