@@ -262,9 +262,71 @@ class EventStream(StreamState):
         return self._iterate(True)
 
     def _iterate(self, boto_shape: bool) -> Iterator[Any]:
+        # One generator from the socket to the consumer: each event passes through a single frame.
+        config = self._client.config
         while True:
+            response = self._response
+            if response is None:
+                if self._closed:
+                    return
+                raise RuntimeError("the stream was already consumed")
+            body = _Body(response)
+            reader = BodyReader(
+                self._operation,
+                framing=body.framing,
+                length=body.length,
+                boto_shape=boto_shape,
+                request_id=self.request_id,
+            )
+            feed = reader.feed
+            deadline = time.monotonic() + config.first_byte_timeout  # for the first event
             try:
-                yield from self._read(boto_shape)
+                try:
+                    recv = body.start(config.first_byte_timeout)
+                    data = body.early
+                    while True:
+                        if not data:
+                            try:
+                                data = recv(_READ)
+                            except _TIMEOUTS:
+                                left = deadline - time.monotonic()
+                                if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
+                                    body.arm(left)
+                                    continue
+                                raise self._timeout_error() from None
+                            if not data:
+                                reader.eof()
+                                break
+                        events = feed(data)
+                        data = b""
+                        delivered = False
+                        while True:
+                            if events:
+                                delivered = self._delivered = True
+                                yield from events
+                            if not reader.pending:
+                                break
+                            events = feed(b"")
+                        if reader.done:
+                            break
+                        if delivered:
+                            # A new deadline from the event delivered, the full timeout for the next read.
+                            deadline = time.monotonic() + config.event_timeout
+                            body.arm(config.event_timeout)
+                        else:
+                            # Bytes but no event do not move the deadline: the next read waits what is left.
+                            body.arm(deadline - time.monotonic())
+                except SageMakerRuntimeError:
+                    raise
+                except OSError as exc:
+                    if self._closed:  # close() was called between two events: the socket closed under us
+                        return
+                    raise IncompleteStream(
+                        f"The connection failed inside the response body: {exc}", request_id=self.request_id
+                    ) from None
+                # Read to the end: the connection goes back to the pool for the next call.
+                self._response = None
+                body.finish(reusable=reader.reusable)
                 return
             except SageMakerRuntimeError as exc:
                 self._abort()
@@ -281,72 +343,11 @@ class EventStream(StreamState):
             time.sleep(delay)
             self._start()
 
-    def _read(self, boto_shape: bool) -> Iterator[Any]:
-        response = self._response
-        if response is None:
-            if self._closed:
-                return
-            raise RuntimeError("the stream was already consumed")
-        body = _Body(response)
-        reader = BodyReader(
-            self._operation,
-            framing=body.framing,
-            length=body.length,
-            boto_shape=boto_shape,
-            request_id=self.request_id,
-        )
+    def _timeout_error(self) -> SageMakerRuntimeError:
         config = self._client.config
-        timeout = config.first_byte_timeout if not self._delivered else config.event_timeout
-        deadline = time.monotonic() + timeout
-        feed = reader.feed
-        try:
-            recv = body.start(timeout)
-            data = body.early
-            while True:
-                if not data:
-                    try:
-                        data = recv(_READ)
-                    except _TIMEOUTS:
-                        left = deadline - time.monotonic()
-                        if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
-                            body.arm(left)
-                            continue
-                        if not self._delivered:
-                            raise first_byte_timeout(config.first_byte_timeout, self.request_id) from None
-                        raise event_timeout(config.event_timeout, self.request_id) from None
-                    if not data:
-                        reader.eof()
-                        break
-                events = feed(data)
-                data = b""
-                delivered = False
-                while True:
-                    if events:
-                        delivered = self._delivered = True
-                        yield from events
-                    if not reader.pending:
-                        break
-                    events = feed(b"")
-                if reader.done:
-                    break
-                if delivered:
-                    # An event was delivered: a new deadline, and the full timeout for the next read.
-                    deadline = time.monotonic() + config.event_timeout
-                    body.arm(config.event_timeout)
-                else:
-                    # Bytes but no event do not move the deadline: the next read waits what is left.
-                    body.arm(deadline - time.monotonic())
-        except SageMakerRuntimeError:
-            raise
-        except OSError as exc:
-            if self._closed:  # close() was called between two events: the socket is closed under us
-                return
-            raise IncompleteStream(
-                f"The connection failed inside the response body: {exc}", request_id=self.request_id
-            ) from None
-        # Read to the end: the connection goes back to the pool for the next call.
-        self._response = None
-        body.finish(reusable=reader.reusable)
+        if self._delivered:
+            return event_timeout(config.event_timeout, self.request_id)
+        return first_byte_timeout(config.first_byte_timeout, self.request_id)
 
     def text(self) -> Iterator[str]:
         """The payloads decoded as UTF-8, characters split across parts reassembled."""
