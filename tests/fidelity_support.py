@@ -39,6 +39,13 @@ SECRET_KEY = "fidelity-secret"
 FAKE_KEYS = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
 # One attempt: a refused proxy or an injected error is seen once, without backoff sleeps.
 ONE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})
+
+
+def one_attempt(**options: Any) -> botocore.config.Config:
+    """A Config with these options and one attempt."""
+    return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
+
+
 FLAVOURS = ("sync", "async")
 
 # service -> (streaming operation, body parameter, response body key, sync factory, async factory)
@@ -171,6 +178,12 @@ def tls_endpoint(certificate: Path) -> Iterator[EmulatorThread]:
 def proxy() -> Iterator[RecordingProxy]:
     with RecordingProxy() as server:
         yield server
+
+
+def received(server: EmulatorThread, params: Mapping[str, Any]) -> list[Any]:
+    """The requests the local endpoint received with this call's (unique) body."""
+    body_value = params.get("Body", params.get("body"))
+    return [r for r in server.emulator.requests if r.body == body_value]
 
 
 def port_of(server: EmulatorThread) -> int:

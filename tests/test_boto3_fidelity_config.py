@@ -32,6 +32,7 @@ from fidelity_support import (
     isolated,
     port_of,
     profiles,
+    received,
     stream_params,
     tls_endpoint,
 )
@@ -58,10 +59,6 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     monkeypatch.setattr(time, "sleep", sleep)
     monkeypatch.setattr(asyncio, "sleep", async_sleep)
     return delays
-
-
-def received(server: EmulatorThread, params: dict[str, Any]) -> list[Any]:
-    return [r for r in server.emulator.requests if r.body == params["Body"]]
 
 
 def run_both(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import botocore.config
 import pytest
 from fidelity_support import (
     FAKE_KEYS,
@@ -22,6 +21,7 @@ from fidelity_support import (
     boto3_stream,
     evstream_stream,
     isolated,
+    one_attempt,
     profiles,
     proxy,
     stream_params,
@@ -41,10 +41,6 @@ REGIONS = (
     "eusc-de-east-1",  # aws-eusc
 )
 SERVICES = ("sagemaker-runtime", "bedrock-runtime")
-
-
-def one_attempt(**options: Any) -> botocore.config.Config:
-    return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
 
 
 def assert_same_route(

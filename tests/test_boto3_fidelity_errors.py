@@ -17,6 +17,7 @@ import pytest
 from fidelity_support import (
     FAKE_KEYS,
     FLAVOURS,
+    ONE_ATTEMPT,
     Canned,
     CannedEndpoint,
     Outcome,
@@ -34,8 +35,6 @@ from fidelity_support import (
 from evstream.emulator import EmulatorThread
 
 __all__ = ["endpoint", "isolated"]
-
-ONE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})
 
 
 def kwargs_for(url: str, config: botocore.config.Config = ONE_ATTEMPT) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import botocore.config
 import pytest
 from fidelity_support import (
     FAKE_KEYS,
@@ -19,7 +18,9 @@ from fidelity_support import (
     endpoint,
     evstream_stream,
     isolated,
+    one_attempt,
     port_of,
+    received,
     stream_params,
     tls_endpoint,
 )
@@ -30,15 +31,6 @@ from evstream.emulator import EmulatorThread
 __all__ = ["certificate", "endpoint", "isolated", "tls_endpoint"]
 
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens there
-
-
-def one_attempt(**options: Any) -> botocore.config.Config:
-    return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
-
-
-def received(server: EmulatorThread, params: dict[str, Any]) -> list[Any]:
-    """The requests the local endpoint received with this call's body."""
-    return [r for r in server.emulator.requests if r.body == params["Body"]]
 
 
 def run_both(
