@@ -1,5 +1,5 @@
-"""What the load test sends: prompts, request bodies per container format and Bedrock family, and how
-the output tokens of each stream are counted.
+"""What the load test sends (prompts, and bodies from :mod:`.templates`) and how the output tokens of
+each stream are counted.
 
 Prompts come from a JSONL file (one object per line with ``prompt``, ``text`` or ``inputs``, and
 optionally ``max_tokens``) or are generated with input and output token counts drawn from
@@ -11,112 +11,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ..emulator.latency import DUE_FIELD, STAMP_FIELD, Distribution
 from ..formats import FORMATS, RecordParser
+from .templates import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES
 
 __all__ = [
-    "BEDROCK_FAMILIES",
-    "SAGEMAKER_FORMATS",
-    "STREAM_FORMATS",
-    "TEMPLATES",
     "Prompt",
     "TokenCounter",
     "Workload",
     "load_prompts",
 ]
-
-
-# -- request bodies ---------------------------------------------------------------------------------
-
-
-def _tgi(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens, "details": False}, "stream": True}
-
-
-def _lmi(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens}, "stream": True}
-
-
-def _openai_chat(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": True,
-    }
-
-
-def _openai_completions(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "max_tokens": max_tokens, "stream": True}
-
-
-def _llamacpp(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "n_predict": max_tokens, "stream": True}
-
-
-def _anthropic(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": max_tokens,
-        "messages": [{"role": "user", "content": prompt}],
-    }
-
-
-def _nova(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "schemaVersion": "messages-v1",
-        "messages": [{"role": "user", "content": [{"text": prompt}]}],
-        "inferenceConfig": {"maxTokens": max_tokens},
-    }
-
-
-def _titan(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens}}
-
-
-def _meta_llama(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "max_gen_len": max_tokens}
-
-
-def _cohere(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"message": prompt, "max_tokens": max_tokens}
-
-
-def _mistral(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": f"<s>[INST] {prompt} [/INST]", "max_tokens": max_tokens}
-
-
-# The SageMaker container formats (what the body asks for, what the stream carries) ...
-SAGEMAKER_FORMATS: dict[str, Callable[[str, int], dict[str, Any]]] = {
-    "tgi": _tgi,
-    "lmi": _lmi,
-    "vllm-openai": _openai_chat,
-    "openai-completions": _openai_completions,
-    "llamacpp": _llamacpp,
-}
-# ... and the Bedrock model families (InvokeModelWithResponseStream bodies).
-BEDROCK_FAMILIES: dict[str, Callable[[str, int], dict[str, Any]]] = {
-    "anthropic": _anthropic,
-    "nova": _nova,
-    "titan": _titan,
-    "llama": _meta_llama,
-    "cohere": _cohere,
-    "mistral": _mistral,
-}
-TEMPLATES = {**SAGEMAKER_FORMATS, **BEDROCK_FAMILIES}
-
-
-# The stream format (see :mod:`evstream.formats`) each template's answer comes in.
-STREAM_FORMATS = {
-    "tgi": "tgi",
-    "lmi": "lmi",
-    "vllm-openai": "openai",
-    "openai-completions": "openai",
-    "llamacpp": "llamacpp",
-    **{family: family for family in BEDROCK_FAMILIES},
-}
 
 
 class TokenCounter:
