@@ -274,12 +274,14 @@ class Outcome:
         return f"{self.stage}: {type(self.error).__module__}.{type(self.error).__name__}: {self.error}"
 
 
-def boto3_stream(
-    service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any], session: Any = None
-) -> Outcome:
+def boto3_stream(service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any]) -> Outcome:
+    """The call in boto3; a ``session`` among the client arguments (as evstream takes it) makes the
+    client from that session."""
     operation, _, body_key, _, _ = _SERVICES[service]
+    kwargs = dict(client_kwargs)
+    session = kwargs.pop("session", None) or boto3
     try:
-        client = (session or boto3).client(service, **client_kwargs)
+        client = session.client(service, **kwargs)
     except Exception as exc:
         return Outcome("build", exc)
     try:

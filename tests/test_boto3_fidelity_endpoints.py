@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 from fidelity_support import (
     FAKE_KEYS,
@@ -223,3 +224,20 @@ def test_bedrock_endpoint_url_from_environment(
         proxy, flavour, {"region_name": "us-east-1", "config": one_attempt(), **FAKE_KEYS}, "bedrock-runtime"
     )
     assert seen[0].target == "service.internal.test:9443", seen
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_session_argument(
+    profiles: Profiles, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch, flavour: str
+) -> None:
+    """``session=boto3.Session(profile_name=...)``: the profile's region and endpoint settings, not the
+    default profile's."""
+    profiles.config(
+        "[default]\nregion = us-west-2\n\n"
+        "[profile tenant]\nregion = eu-isoe-west-1\nuse_fips_endpoint = true\n"
+    )
+    profiles.credentials("[tenant]\naws_access_key_id = AKIDTENANT\naws_secret_access_key = tenant-secret\n")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    session = boto3.Session(profile_name="tenant")
+    _, seen = assert_same_route(proxy, flavour, {"session": session, "config": one_attempt()})
+    assert [r.target for r in seen] == ["runtime.sagemaker-fips.eu-isoe-west-1.cloud.adc-e.uk:443"], seen
