@@ -37,15 +37,15 @@ from evstream.emulator import EmulatorThread
 ACCESS_KEY = "AKIDFIDELITY"
 SECRET_KEY = "fidelity-secret"
 FAKE_KEYS = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
-# One attempt: a refused proxy or an injected error is seen once, without backoff sleeps.
-ONE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})
 
 
 def one_attempt(**options: Any) -> botocore.config.Config:
-    """A Config with these options and one attempt."""
+    """A Config with these options and one attempt: a refused proxy or an injected error is seen once,
+    without backoff sleeps."""
     return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
 
 
+ONE_ATTEMPT = one_attempt()
 FLAVOURS = ("sync", "async")
 
 # service -> (streaming operation, body parameter, response body key, sync factory, async factory)
@@ -59,7 +59,7 @@ _SERVICES: dict[str, tuple[str, str, str, str, str]] = {
         "bedrock_async_client",
     ),
 }
-# Every variable boto3 or evstream could read: cleared so the developer's own setup cannot leak in.
+# Cleared (any case) with every AWS_* variable, so the machine's own setup cannot leak in.
 _PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY")
 
 _nonce = itertools.count()
