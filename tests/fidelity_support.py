@@ -37,8 +37,15 @@ from evstream.emulator import EmulatorThread
 ACCESS_KEY = "AKIDFIDELITY"
 SECRET_KEY = "fidelity-secret"
 FAKE_KEYS = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY}
-# One attempt: a refused proxy or an injected error is seen once, without backoff sleeps.
-ONE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})
+
+
+def one_attempt(**options: Any) -> botocore.config.Config:
+    """A Config with these options and one attempt: a refused proxy or an injected error is seen once,
+    without backoff sleeps."""
+    return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
+
+
+ONE_ATTEMPT = one_attempt()
 FLAVOURS = ("sync", "async")
 
 # service -> (streaming operation, body parameter, response body key, sync factory, async factory)
@@ -52,7 +59,7 @@ _SERVICES: dict[str, tuple[str, str, str, str, str]] = {
         "bedrock_async_client",
     ),
 }
-# Every variable boto3 or evstream could read: cleared so the developer's own setup cannot leak in.
+# Cleared (any case) with every AWS_* variable, so the machine's own setup cannot leak in.
 _PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY")
 
 _nonce = itertools.count()
@@ -173,6 +180,12 @@ def proxy() -> Iterator[RecordingProxy]:
         yield server
 
 
+def received(server: EmulatorThread, params: Mapping[str, Any]) -> list[Any]:
+    """The requests the local endpoint received with this call's (unique) body."""
+    body_value = params.get("Body", params.get("body"))
+    return [r for r in server.emulator.requests if r.body == body_value]
+
+
 def port_of(server: EmulatorThread) -> int:
     return int(server.url.rsplit(":", 1)[1])
 
@@ -261,12 +274,14 @@ class Outcome:
         return f"{self.stage}: {type(self.error).__module__}.{type(self.error).__name__}: {self.error}"
 
 
-def boto3_stream(
-    service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any], session: Any = None
-) -> Outcome:
+def boto3_stream(service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any]) -> Outcome:
+    """The call in boto3; a ``session`` among the client arguments (as evstream takes it) makes the
+    client from that session."""
     operation, _, body_key, _, _ = _SERVICES[service]
+    kwargs = dict(client_kwargs)
+    session = kwargs.pop("session", None) or boto3
     try:
-        client = (session or boto3).client(service, **client_kwargs)
+        client = session.client(service, **kwargs)
     except Exception as exc:
         return Outcome("build", exc)
     try:
@@ -287,19 +302,27 @@ def evstream_client(flavour: str, service: str = "sagemaker-runtime", **client_k
 def evstream_stream(
     flavour: str, service: str, client_kwargs: Mapping[str, Any], params: Mapping[str, Any]
 ) -> Outcome:
+    return evstream_streams(flavour, service, client_kwargs, [params])[0]
+
+
+def evstream_streams(
+    flavour: str, service: str, client_kwargs: Mapping[str, Any], calls: list[Mapping[str, Any]]
+) -> list[Outcome]:
+    """Several calls, one after the other, with one evstream client."""
     operation, _, body_key, _, _ = _SERVICES[service]
     if flavour == "async":  # built inside the event loop, as asyncio code does
-        return asyncio.run(_async_call(service, client_kwargs, operation, params, body_key))
+        return asyncio.run(_async_calls(service, client_kwargs, operation, calls, body_key))
     try:
         client = evstream_client(flavour, service, **client_kwargs)
     except Exception as exc:
-        return Outcome("build", exc)
+        return [Outcome("build", exc)]
     try:
-        outcome = _sync_call(getattr(client, operation), params, body_key)
+        outcomes = [_sync_call(getattr(client, operation), params, body_key) for params in calls]
     finally:
         client.close()
-    outcome.exceptions = client.exceptions
-    return outcome
+    for outcome in outcomes:
+        outcome.exceptions = client.exceptions
+    return outcomes
 
 
 def _sync_call(method: Callable[..., Any], params: Mapping[str, Any], body_key: str) -> Outcome:
@@ -317,17 +340,22 @@ def _sync_call(method: Callable[..., Any], params: Mapping[str, Any], body_key: 
     return Outcome("done", None, response, events)
 
 
-async def _async_call(
-    service: str, client_kwargs: Mapping[str, Any], operation: str, params: Mapping[str, Any], body_key: str
-) -> Outcome:
+async def _async_calls(
+    service: str,
+    client_kwargs: Mapping[str, Any],
+    operation: str,
+    calls: list[Mapping[str, Any]],
+    body_key: str,
+) -> list[Outcome]:
     try:
         client = evstream_client("async", service, **client_kwargs)
     except Exception as exc:
-        return Outcome("build", exc)
+        return [Outcome("build", exc)]
     async with client as runtime:
-        outcome = await _async_stream(runtime, operation, params, body_key)
-        outcome.exceptions = runtime.exceptions
-        return outcome
+        outcomes = [await _async_stream(runtime, operation, params, body_key) for params in calls]
+        for outcome in outcomes:
+            outcome.exceptions = runtime.exceptions
+        return outcomes
 
 
 async def _async_stream(runtime: Any, operation: str, params: Mapping[str, Any], body_key: str) -> Outcome:

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import selectors
 import socket
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Mapping
@@ -50,8 +51,11 @@ class ProxiedRequest:
 class RecordingProxy:
     """``with RecordingProxy(routes={"localhost:443": port}) as proxy:`` then ``proxy.url``."""
 
-    def __init__(self, routes: Mapping[str, int] | None = None) -> None:
+    def __init__(self, routes: Mapping[str, int] | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.routes = dict(routes or {})
+        self.tls = tls  # an HTTPS proxy: clients speak TLS to the proxy itself (then CONNECT inside it)
+        if tls is not None and self.routes:
+            raise ValueError("an HTTPS proxy here only records and refuses; it has no routes")
         self._requests: list[ProxiedRequest] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -63,7 +67,7 @@ class RecordingProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def requests(self) -> list[ProxiedRequest]:
@@ -118,6 +122,9 @@ class RecordingProxy:
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(_IDLE_TIMEOUT)
         try:
+            if self.tls is not None:
+                # No tunnels over TLS: piping would need the TLS buffer drained around select().
+                client = self.tls.wrap_socket(client, server_side=True)
             head, rest = _read_head(client)
             if head is None:
                 return

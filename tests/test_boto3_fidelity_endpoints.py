@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import botocore.config
+import boto3
 import pytest
 from fidelity_support import (
     FAKE_KEYS,
@@ -22,6 +22,7 @@ from fidelity_support import (
     boto3_stream,
     evstream_stream,
     isolated,
+    one_attempt,
     profiles,
     proxy,
     stream_params,
@@ -41,10 +42,6 @@ REGIONS = (
     "eusc-de-east-1",  # aws-eusc
 )
 SERVICES = ("sagemaker-runtime", "bedrock-runtime")
-
-
-def one_attempt(**options: Any) -> botocore.config.Config:
-    return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
 
 
 def assert_same_route(
@@ -85,10 +82,23 @@ def assert_same_route(
 # -- partitions x FIPS x dualstack -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dualstack", [False, True], ids=["ipv4", "dualstack"])
-@pytest.mark.parametrize("fips", [False, True], ids=["plain", "fips"])
-@pytest.mark.parametrize("region", REGIONS)
-@pytest.mark.parametrize("service", SERVICES)
+def _partition_cases() -> list[Any]:
+    """Every partition x FIPS x dualstack for SageMaker; for Bedrock, whose endpoints come from the same
+    resolver, one region of each DNS scheme."""
+    cases = []
+    for service in SERVICES:
+        regions = (
+            REGIONS if service == "sagemaker-runtime" else ("us-west-2", "us-iso-east-1", "eu-isoe-west-1")
+        )
+        for region in regions:
+            for fips in (False, True):
+                for dualstack in (False, True):
+                    name = f"{service}-{region}-{'fips' if fips else 'plain'}-{'dualstack' if dualstack else 'ipv4'}"
+                    cases.append(pytest.param(service, region, fips, dualstack, id=name))
+    return cases
+
+
+@pytest.mark.parametrize(("service", "region", "fips", "dualstack"), _partition_cases())
 def test_partition_variant_host(
     isolated: Any,
     proxy: RecordingProxy,
@@ -214,3 +224,20 @@ def test_bedrock_endpoint_url_from_environment(
         proxy, flavour, {"region_name": "us-east-1", "config": one_attempt(), **FAKE_KEYS}, "bedrock-runtime"
     )
     assert seen[0].target == "service.internal.test:9443", seen
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_session_argument(
+    profiles: Profiles, proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch, flavour: str
+) -> None:
+    """``session=boto3.Session(profile_name=...)``: the profile's region and endpoint settings, not the
+    default profile's."""
+    profiles.config(
+        "[default]\nregion = us-west-2\n\n"
+        "[profile tenant]\nregion = eu-isoe-west-1\nuse_fips_endpoint = true\n"
+    )
+    profiles.credentials("[tenant]\naws_access_key_id = AKIDTENANT\naws_secret_access_key = tenant-secret\n")
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    session = boto3.Session(profile_name="tenant")
+    _, seen = assert_same_route(proxy, flavour, {"session": session, "config": one_attempt()})
+    assert [r.target for r in seen] == ["runtime.sagemaker-fips.eu-isoe-west-1.cloud.adc-e.uk:443"], seen

@@ -9,9 +9,8 @@ import pickle
 from collections.abc import Iterator
 
 import boto3
-import botocore.config
 import pytest
-from fidelity_support import Profiles, body, evstream_client, profiles
+from fidelity_support import ONE_ATTEMPT, Profiles, body, evstream_client, profiles
 
 from evstream.emulator import EmulatorThread
 
@@ -19,7 +18,6 @@ __all__ = ["profiles"]
 
 TENANT = ("AKIDTENANT", "secret-tenant", "us-west-2")
 DEFAULT = ("AKIDDEFAULT", "secret-default", "eu-west-1")
-ONE_ATTEMPT = botocore.config.Config(retries={"total_max_attempts": 1})
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ endpoint verifying the SigV4 signature (so the Host that was signed is the Host 
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
-import botocore.config
 import pytest
 from fidelity_support import (
     FAKE_KEYS,
@@ -19,7 +19,9 @@ from fidelity_support import (
     endpoint,
     evstream_stream,
     isolated,
+    one_attempt,
     port_of,
+    received,
     stream_params,
     tls_endpoint,
 )
@@ -30,15 +32,6 @@ from evstream.emulator import EmulatorThread
 __all__ = ["certificate", "endpoint", "isolated", "tls_endpoint"]
 
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens there
-
-
-def one_attempt(**options: Any) -> botocore.config.Config:
-    return botocore.config.Config(retries={"total_max_attempts": 1}, **options)
-
-
-def received(server: EmulatorThread, params: dict[str, Any]) -> list[Any]:
-    """The requests the local endpoint received with this call's body."""
-    return [r for r in server.emulator.requests if r.body == params["Body"]]
 
 
 def run_both(
@@ -179,3 +172,23 @@ def test_explicit_default_port_signs_and_works(
             assert [r.authority for r in proxied] == [f"localhost:{default_port}"], f"{name}: {proxied}"
             assert [r.signature_valid for r in requests] == [True], f"{name}: {requests}"
         assert seen["evstream"][2][0].headers["host"] == seen["boto3"][2][0].headers["host"]
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("trust", ["proxy_ca_bundle", "none"])
+def test_https_proxy_with_proxies_config(isolated: Any, certificate: Path, flavour: str, trust: str) -> None:
+    """An HTTPS proxy: its certificate is checked against ``proxies_config["proxy_ca_bundle"]``; trusted,
+    it sees the CONNECT; not trusted, the client gives up in the handshake and the proxy sees nothing."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, certificate.with_name("key.pem"))
+    with RecordingProxy(tls=context) as proxy:
+        proxies_config = {"proxy_ca_bundle": str(certificate)} if trust == "proxy_ca_bundle" else {}
+        config = one_attempt(proxies={"https": proxy.url}, proxies_config=proxies_config)
+        seen = run_both(proxy, flavour, {"region_name": "us-isof-south-1", "config": config, **FAKE_KEYS})
+        proxied = seen["boto3"][1]
+        if trust == "none":
+            assert proxied == [], proxied
+        else:
+            assert [r.target for r in proxied] == ["runtime.sagemaker.us-isof-south-1.csp.hci.ic.gov:443"], (
+                proxied
+            )

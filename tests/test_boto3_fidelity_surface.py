@@ -5,10 +5,13 @@ existing boto3 client into a fast one."""
 from __future__ import annotations
 
 import asyncio
+import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import botocore.config
+import botocore.eventstream
 import botocore.exceptions
 import pytest
 from fidelity_support import (
@@ -21,6 +24,7 @@ from fidelity_support import (
     endpoint,
     evstream_client,
     evstream_stream,
+    evstream_streams,
     isolated,
     profiles,
     stream_params,
@@ -103,6 +107,7 @@ META_CASES: dict[str, tuple[str, dict[str, Any]]] = {
                 user_agent_extra="fidelity/1",
                 read_timeout=7,
                 use_fips_endpoint=True,
+                max_pool_connections=25,
             ),
         },
     ),
@@ -111,7 +116,7 @@ META_CASES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _meta(client: Any) -> dict[str, Any]:
+def _meta(client: Any, given_pool: bool) -> dict[str, Any]:
     config = client.meta.config
     return {
         "region_name": client.meta.region_name,
@@ -122,8 +127,9 @@ def _meta(client: Any) -> dict[str, Any]:
         "user_agent_extra": config.user_agent_extra,
         "read_timeout": config.read_timeout,
         "connect_timeout": config.connect_timeout,
-        "max_pool_connections": config.max_pool_connections,
         "signature_version": config.signature_version,
+        # evstream's default pool is larger than botocore's 10 (on purpose); a value given is kept.
+        "max_pool_connections": config.max_pool_connections if given_pool else None,
     }
 
 
@@ -131,16 +137,17 @@ def _meta(client: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("case", list(META_CASES))
 def test_meta_matches(profiles: Profiles, flavour: str, case: str) -> None:
     config_file, kwargs = META_CASES[case]
+    given_pool = "config" in kwargs and kwargs["config"].max_pool_connections != 10
     profiles.config(config_file)
-    expected = _meta(boto3.client("sagemaker-runtime", **kwargs, **FAKE_KEYS))
+    expected = _meta(boto3.client("sagemaker-runtime", **kwargs, **FAKE_KEYS), given_pool)
 
     async def in_loop() -> dict[str, Any]:
         async with evstream_client("async", **kwargs, **FAKE_KEYS) as runtime:
-            return _meta(runtime)
+            return _meta(runtime, given_pool)
 
     if flavour == "sync":
         client = evstream_client("sync", **kwargs, **FAKE_KEYS)
-        got = _meta(client)
+        got = _meta(client, given_pool)
         client.close()
     else:
         got = asyncio.run(in_loop())
@@ -198,3 +205,87 @@ def test_wrapping_an_existing_boto3_client(isolated: Any, endpoint: EmulatorThre
     finally:
         fast.close()
         original.close()
+
+
+@pytest.mark.parametrize("service", ["sagemaker-runtime", "bedrock-runtime"])
+def test_get_initial_response(isolated: Any, endpoint: EmulatorThread, service: str) -> None:
+    """These services send no initial-response event: both raise NoInitialResponseError. boto3 loses
+    the event it looked at; evstream may keep it (a difference in the caller's favour), nothing else."""
+    operation, body_key = (
+        ("invoke_endpoint_with_response_stream", "Body")
+        if service == "sagemaker-runtime"
+        else ("invoke_model_with_response_stream", "body")
+    )
+    results = []
+    for client in (
+        boto3.client(service, **kwargs_for(endpoint)),
+        evstream_client("sync", service, **kwargs_for(endpoint)),
+    ):
+        stream = getattr(client, operation)(**stream_params(service, tokens=3))[body_key]
+        with pytest.raises(botocore.eventstream.NoInitialResponseError):
+            stream.get_initial_response()
+        results.append(len(list(stream)))
+        client.close()
+    assert results[1] in (results[0], results[0] + 1), (
+        f"events left after get_initial_response: evstream {results[1]}, boto3 {results[0]}"
+    )
+
+
+# -- Bedrock specifics: API keys (bearer tokens), model ids with dot segments ---------------------------
+
+
+@pytest.fixture(scope="module")
+def open_endpoint() -> Iterator[EmulatorThread]:
+    """The local endpoint without signature checks (bearer tokens are not SigV4)."""
+    with EmulatorThread() as server:
+        yield server
+
+
+def _bedrock_requests(flavour: str, server: EmulatorThread, model_ids: list[str]) -> dict[str, list[Any]]:
+    """The requests boto3 and evstream sent for the same model ids (one call each)."""
+    kwargs = {"region_name": "us-east-1", "endpoint_url": server.url}
+    sent: dict[str, list[Any]] = {}
+    for name in ("boto3", "evstream"):
+        calls = [{"modelId": model_id, "body": body(tokens=1)} for model_id in model_ids]
+        if name == "boto3":
+            outcomes = [boto3_stream("bedrock-runtime", kwargs, params) for params in calls]
+        else:
+            outcomes = evstream_streams(flavour, "bedrock-runtime", kwargs, calls)
+        assert [o.stage for o in outcomes] == ["done"] * len(calls), f"{name}: {[str(o) for o in outcomes]}"
+        sent[name] = [next(r for r in server.emulator.requests if r.body == c["body"]) for c in calls]
+    return sent
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_bedrock_api_key_is_sent_as_boto3_sends_it(
+    isolated: Any, monkeypatch: pytest.MonkeyPatch, open_endpoint: EmulatorThread, flavour: str
+) -> None:
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-fidelity")
+    sent = _bedrock_requests(flavour, open_endpoint, ["model-a"])
+    expected = sent["boto3"][0].headers.get("authorization")
+    assert expected == "Bearer bedrock-api-key-fidelity", "the oracle did not use the API key"
+    assert sent["evstream"][0].headers.get("authorization") == expected
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_bedrock_model_ids_keep_their_dot_segments(
+    isolated: Any, open_endpoint: EmulatorThread, flavour: str
+) -> None:
+    model_ids = [
+        ".",
+        "..",
+        "a/../b",
+        "anthropic.claude-v2:1",
+        "arn:aws:bedrock:us-east-1::foundation-model/x.y",
+    ]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEYS["aws_access_key_id"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_KEYS["aws_secret_access_key"])
+        sent = _bedrock_requests(flavour, open_endpoint, model_ids)
+    paths = {name: [r.path for r in requests] for name, requests in sent.items()}
+    # The same model id once percent-decoding is undone (evstream may encode a lone "." or ".." as
+    # %2E so that nothing on the way treats it as a dot segment); none is collapsed.
+    for model_id, ours, theirs in zip(model_ids, paths["evstream"], paths["boto3"]):
+        assert urllib.parse.unquote(ours) == urllib.parse.unquote(theirs), paths
+        segment = ours.split("/")[2]
+        assert urllib.parse.unquote(segment) == model_id, f"{model_id!r} sent as {ours!r}"

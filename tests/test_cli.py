@@ -183,13 +183,15 @@ def test_no_credentials_names_the_fix(server: Server) -> None:
     one_line_error(result, 1, "no AWS credentials", "--no-sign-request")
 
 
-def test_decode_a_bad_checksum(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pure_python", ["", "1"], ids=["c", "python"])
+def test_decode_a_bad_checksum(tmp_path: Path, pure_python: str) -> None:
     good = encode({":event-type": "PayloadPart", ":message-type": "event"}, b"hello")
     corrupt = bytearray(good * 2)
     corrupt[len(good) + 20] ^= 0xFF  # a payload byte of the second message
     path = tmp_path / "stream.bin"
     path.write_bytes(bytes(corrupt))
-    result = run("decode", str(path))
+    env = child_env(EVSTREAM_NO_EXTENSIONS=pure_python) if pure_python else None
+    result = run("decode", str(path), env=env)
     one_line_error(result, 1, "corrupt after message 1", "MessageChecksumMismatch")
     assert json.loads(result.stdout)["payload"] == "hello"  # the message before the bad one
 
@@ -364,3 +366,26 @@ def test_output_to_a_closed_pipe_is_quiet(server: Server) -> None:
     assert time.monotonic() - started < 60
     assert b"Traceback" not in process.stderr.read()
     process.stderr.close()
+
+
+def test_stream_errors_are_one_line_and_captured(server: Server, tmp_path: Path) -> None:
+    capture = tmp_path / "broken.capture"
+    body = json.dumps({"emulator": {"fault": "model-stream-error", "after": 2, "error_code": "StreamBroken"}})
+    result = invoke(server, "--capture", str(capture), "--max-attempts", "1", body=body)
+    one_line_error(result, 1, "ModelStreamError")
+    replay = run("decode", str(capture), "--text")
+    one_line_error(replay, 1, "ModelStreamError")
+    assert len(replay.stdout) > 0  # the two parts before the error
+
+
+def test_in_band_model_error_is_one_line(tmp_path: Path) -> None:
+    records = [
+        b'data:{"token": {"id": 1, "text": "Hi", "special": false}}\n\n',
+        b'data:{"error": "Request failed during generation: CUDA out of memory", "error_type": "generation"}\n\n',
+    ]
+    frames = b"".join(encode({":event-type": "PayloadPart", ":message-type": "event"}, r) for r in records)
+    path = tmp_path / "tgi.bin"
+    path.write_bytes(frames)
+    result = run("decode", str(path), "--tokens")
+    one_line_error(result, 1, "the model reported an error in the stream", "CUDA out of memory")
+    assert result.stdout == "Hi\n"

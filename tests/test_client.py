@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from client_faults import FAULTS
 from emulator_support import body, endpoint, wait_for
 
 import evstream
@@ -575,18 +576,7 @@ def test_body_with_content_length(short: bool) -> None:
             server.shutdown()
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("truncate", sm.IncompleteStream),
-        ("disconnect", sm.IncompleteStream),
-        ("reset", sm.IncompleteStream),
-        ("garbage", evstream.EventStreamError),
-        ("corrupt", evstream.MessageChecksumMismatch),
-        ("huge-length", evstream.InvalidPayloadLength),
-        ("stall", sm.EventTimeout),
-    ],
-)
+@pytest.mark.parametrize(("fault", "error"), FAULTS)
 def test_faults_give_typed_errors_and_release_the_connection(
     own_endpoint: EmulatorThread, fault: str, error: type[Exception]
 ) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from client_faults import FAULTS
 from emulator_support import body, endpoint, wait_for
 
 import evstream
@@ -19,8 +20,6 @@ import evstream.sagemaker as sm
 from evstream.emulator import Behavior, EmulatorThread, generate_records, generate_text
 
 __all__ = ["endpoint"]
-
-pytest.importorskip("aiohttp", reason="the asyncio client needs the aio extra (aiohttp)")
 
 T = TypeVar("T")
 KEYS = {"aws_access_key_id": "AKIDASYNC", "aws_secret_access_key": "async-secret"}
@@ -268,17 +267,7 @@ def test_no_leak_over_sequential_streams(own_endpoint: EmulatorThread, streams: 
     assert wait_for(lambda: own_endpoint.emulator.open_connections == 0)
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        ("truncate", sm.IncompleteStream),
-        ("disconnect", sm.IncompleteStream),
-        ("reset", sm.IncompleteStream),
-        ("garbage", evstream.EventStreamError),
-        ("corrupt", evstream.MessageChecksumMismatch),
-        ("stall", sm.EventTimeout),
-    ],
-)
+@pytest.mark.parametrize(("fault", "error"), FAULTS)
 def test_faults_give_typed_errors_and_release_the_connection(
     own_endpoint: EmulatorThread, fault: str, error: type[Exception]
 ) -> None:
@@ -291,7 +280,7 @@ def test_faults_give_typed_errors_and_release_the_connection(
             with pytest.raises(error):
                 await read_all(response)
             assert time.monotonic() - start < 1.5
-            # Closed, or back in the pool when aiohttp had read the whole body before the error.
+            # Closed, or back in the pool when the whole body had arrived before the error.
             assert await asyncio.get_running_loop().run_in_executor(
                 None, wait_for, lambda: own_endpoint.emulator.open_connections <= 1
             )

@@ -46,9 +46,15 @@ def client(server: Http2EndpointThread, ca: str, **kwargs: object):  # type: ign
     return http2_client(endpoint_url=server.url, verify=ca, **{**KEYS, **kwargs})
 
 
-def sender(stream, messages: list[bytes], **members: str) -> threading.Thread:  # type: ignore[no-untyped-def]
+def sender(stream, messages: list[bytes], first_echo: threading.Event | None = None, **members: str):  # type: ignore[no-untyped-def]
+    """Send in a thread; with ``first_echo``, the second half only once an answer has been read, so the
+    exchange is interleaved whatever the scheduling."""
+
     def run() -> None:
-        for message in messages:
+        half = len(messages) // 2
+        for index, message in enumerate(messages):
+            if first_echo is not None and index == half:
+                assert first_echo.wait(30)
             stream.send(message, **members)
         stream.close_input()
 
@@ -61,19 +67,17 @@ def test_echo_thousand_each_way_interleaved(endpoint: Http2EndpointThread, ca_fi
     runtime = client(endpoint, ca_file)
     messages = [b"message %d" % i for i in range(COUNT)]
     with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="echo", TargetVariant="v1") as stream:
-        thread = sender(stream, messages, data_type="UTF8", completion_state="COMPLETE")
+        first_echo = threading.Event()
+        thread = sender(stream, messages, first_echo, data_type="UTF8", completion_state="COMPLETE")
         received = []
-        first_seen_while_sending = None
         for event in stream:
-            if first_seen_while_sending is None:
-                first_seen_while_sending = thread.is_alive()
+            first_echo.set()
             received.append(event["PayloadPart"])
         thread.join()
         assert stream.response["InvokedProductionVariant"] == "AllTraffic"
         assert stream.response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert [part["Bytes"] for part in received] == messages
     assert all(part["DataType"] == "UTF8" and part["CompletionState"] == "COMPLETE" for part in received)
-    assert first_seen_while_sending  # responses arrived while the input was still being sent
     exchange = endpoint.endpoint.exchanges[-1]
     assert (exchange.events_in, exchange.events_out, exchange.signed_end, exchange.error) == (
         COUNT,
@@ -89,8 +93,14 @@ def test_conversation_thousand_turns(endpoint: Http2EndpointThread, ca_file: str
     with runtime.invoke_endpoint_with_bidirectional_stream(
         EndpointName="chat", ModelQueryString="mode=conversation&parts=1"
     ) as stream:
-        thread = sender(stream, [b"hello %d" % i for i in range(COUNT)], completion_state="COMPLETE")
-        replies = [event["PayloadPart"]["Bytes"] for event in stream]
+        first_reply = threading.Event()
+        thread = sender(
+            stream, [b"hello %d" % i for i in range(COUNT)], first_reply, completion_state="COMPLETE"
+        )
+        replies = []
+        for event in stream:
+            first_reply.set()
+            replies.append(event["PayloadPart"]["Bytes"])
         thread.join()
     assert replies == [b"turn %d: hello %d" % (i + 1, i) for i in range(COUNT)]
     exchange = endpoint.endpoint.exchanges[-1]

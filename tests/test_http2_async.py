@@ -37,8 +37,13 @@ def client(server: Http2EndpointThread, ca: str, **kwargs: object):  # type: ign
     return async_http2_client(endpoint_url=server.url, verify=ca, **{**KEYS, **kwargs})
 
 
-async def send_all(stream, messages: list[bytes], **members: str) -> bool:  # type: ignore[no-untyped-def]
-    for message in messages:
+async def send_all(
+    stream, messages: list[bytes], first_echo: asyncio.Event | None = None, **members: str
+) -> bool:  # type: ignore[no-untyped-def]
+    """With ``first_echo``, the second half is sent only once an answer has been read: interleaved."""
+    for index, message in enumerate(messages):
+        if first_echo is not None and index == len(messages) // 2:
+            await asyncio.wait_for(first_echo.wait(), 30)
         await stream.send(message, **members)
     await stream.close_input()
     return True
@@ -47,23 +52,22 @@ async def send_all(stream, messages: list[bytes], **members: str) -> bool:  # ty
 def test_echo_thousand_each_way_interleaved(endpoint: Http2EndpointThread, ca_file: str) -> None:
     messages = [b"message %d" % i for i in range(COUNT)]
 
-    async def main() -> tuple[list[dict[str, object]], bool, dict[str, object]]:
+    async def main() -> tuple[list[dict[str, object]], dict[str, object]]:
         async with client(endpoint, ca_file) as runtime:
             stream = await runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="echo")
             async with stream:
-                sending = asyncio.ensure_future(send_all(stream, messages, data_type="BINARY"))
+                first_echo = asyncio.Event()
+                sending = asyncio.ensure_future(send_all(stream, messages, first_echo, data_type="BINARY"))
                 received = []
-                overlapped = False
                 async for event in stream:
-                    overlapped = overlapped or not sending.done()
+                    first_echo.set()
                     received.append(event["PayloadPart"])
                 await sending
-                return received, overlapped, stream.response
+                return received, stream.response
 
-    received, overlapped, response = asyncio.run(main())
+    received, response = asyncio.run(main())
     assert [part["Bytes"] for part in received] == messages
     assert all(part["DataType"] == "BINARY" for part in received)
-    assert overlapped  # events arrived while the input was still being sent
     assert response["InvokedProductionVariant"] == "AllTraffic"
     exchange = endpoint.endpoint.exchanges[-1]
     assert (exchange.events_in, exchange.events_out, exchange.signed_end, exchange.error) == (
@@ -82,10 +86,15 @@ def test_conversation_thousand_turns(endpoint: Http2EndpointThread, ca_file: str
             )
             async with stream:
                 assert (await stream.wait_response())["ResponseMetadata"]["HTTPStatusCode"] == 200
+                first_reply = asyncio.Event()
+                turns = [b"hello %d" % i for i in range(COUNT)]
                 sending = asyncio.ensure_future(
-                    send_all(stream, [b"hello %d" % i for i in range(COUNT)], completion_state="COMPLETE")
+                    send_all(stream, turns, first_reply, completion_state="COMPLETE")
                 )
-                replies = [event["PayloadPart"]["Bytes"] async for event in stream]
+                replies = []
+                async for event in stream:
+                    first_reply.set()
+                    replies.append(event["PayloadPart"]["Bytes"])
                 await sending
                 return replies
 

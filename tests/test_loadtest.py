@@ -209,7 +209,7 @@ def test_token_counter_counts_records_with_text_cut_anywhere(cut: int) -> None:
     counter = TokenCounter("tgi")
     tokens = stamps = 0
     for i in range(0, len(data), cut):
-        n, stamp = counter.feed(data[i : i + cut])
+        n, stamp, _ = counter.feed(data[i : i + cut])
         tokens += n
         stamps += bool(stamp)
     tokens += counter.close()
@@ -228,9 +228,13 @@ def test_token_counter_gives_the_stamp_of_each_record() -> None:
 def test_token_counter_events_mode_reads_only_the_stamp() -> None:
     counter = TokenCounter("tgi", "events")
     record = stamp_record(b'data:{"token": {"text": "x"}}\n\n')
-    tokens, stamp = counter.feed(record)
-    assert tokens == 1 and stamp == json.loads(record[5:])[STAMP_FIELD]
-    assert counter.feed(b"no stamp here") == (1, 0)
+    tokens, stamp, due = counter.feed(record)
+    assert tokens == 1 and stamp == json.loads(record[5:])[STAMP_FIELD] and due == 0
+    assert counter.feed(b"no stamp here") == (1, 0, 0)
+    paced = stamp_record(b'data:{"token": {"text": "x"}}\n\n', due_ns=12345)
+    value = json.loads(paced[5:])
+    assert counter.feed(paced) == (1, value[STAMP_FIELD], 12345)
+    assert TokenCounter("tgi").feed(paced) == (1, value[STAMP_FIELD], 12345)
     with pytest.raises(ValueError):
         TokenCounter("tgi", "guess")
 
@@ -280,6 +284,8 @@ def test_a_concurrency_step_measures_every_token(endpoint: EmulatorThread) -> No
     assert result.ttft.minimum >= 30e6  # the endpoint waits 30 ms before the first token
     assert result.e2e.minimum >= 30e6 + (TOKENS - 1) * 2e6
     assert 0 < result.delay.percentile(50) < result.ttft.minimum
+    assert result.late.count == result.delay.count  # paced records say when they were due
+    assert result.late.percentile(50) < 50e6  # a light load: the endpoint keeps its schedule
     assert result.window_tokens > 0 and result.tokens_per_s > 0 and result.requests_per_s > 0
     (load,) = result.workers
     assert load.events == result.window_events and load.cpu_s > 0 and load.streams == 4
@@ -380,3 +386,27 @@ def test_paced_streams_survive_clients_that_leave(endpoint: EmulatorThread) -> N
         sock.recv(65536)
     result = run_step_sync(target(endpoint), Step(concurrency=2, requests=2, warmup=0), "asyncio")
     assert result.errors == {} and result.output_tokens == 2 * TOKENS
+
+
+def test_paced_streams_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    from evstream.emulator import Emulator
+    from evstream.loadtest import run_step
+
+    async def main() -> StepResult:
+        emulator = Emulator(behavior=Behavior(ttft="10ms", itl="1ms", stamp=True, tokens=TOKENS))
+        await emulator.start()
+        try:
+            client = sagemaker.async_client(endpoint_url=emulator.url, max_attempts=1, **KEYS)
+            workload = Workload("tgi", output_tokens=Distribution("constant", TOKENS), emulator={})
+            try:
+                return await run_step(
+                    Target(client, "m", workload), Step(concurrency=3, requests=6, warmup=0)
+                )
+            finally:
+                await client.close()
+        finally:
+            await emulator.close()
+
+    result = uvloop.run(main())
+    assert result.errors == {} and result.output_tokens == 6 * TOKENS and result.delay.count == 6 * TOKENS

@@ -255,13 +255,22 @@ def add_invoke(subparsers: Subparsers) -> None:
     from .invoke_cli import REQUEST_PARAMETERS
 
     for option, _, text in REQUEST_PARAMETERS:
-        parser.add_argument(option, help=text)
-    parser.add_argument("--connect-timeout", type=positive_float, help="seconds to connect")
+        parser.add_argument(option, metavar="VALUE", help=text)
     parser.add_argument(
-        "--first-byte-timeout", type=positive_float, help="seconds to the answer and first event"
+        "--connect-timeout", type=positive_float, metavar="SECONDS", help="seconds to connect"
     )
-    parser.add_argument("--event-timeout", type=positive_float, help="seconds allowed between two events")
-    parser.add_argument("--max-attempts", type=positive_int, help="attempts in all, retries included")
+    parser.add_argument(
+        "--first-byte-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="seconds to the answer and first event",
+    )
+    parser.add_argument(
+        "--event-timeout", type=positive_float, metavar="SECONDS", help="seconds allowed between two events"
+    )
+    parser.add_argument(
+        "--max-attempts", type=positive_int, metavar="N", help="attempts in all, retries included"
+    )
     parser.add_argument(
         "--output",
         choices=("tokens", "raw", "lines", "events", "json"),

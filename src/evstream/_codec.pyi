@@ -91,6 +91,5 @@ def _crc32_tiers() -> list[str]:
 def _crc32_available_tiers() -> list[str]:
     """The kernels this CPU can run, slowest first."""
 
-def _wire_constants() -> dict[str, int]: ...
 def _crc32_with(tier: str, data: Buffer, value: int = 0) -> int:
     """CRC-32 through one named kernel; ValueError for an unknown or unavailable tier."""

@@ -4,8 +4,8 @@ one-line errors, help text, and argument types that refuse bad values as usage e
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, TextIO
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -24,6 +24,7 @@ __all__ = [
     "port_number",
     "positive_float",
     "positive_int",
+    "write_text",
 ]
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -109,3 +110,17 @@ def os_error(exc: OSError) -> str:
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def write_text(pieces: Iterable[str], out: TextIO) -> None:
+    """Write the pieces as they come; the output ends with a newline, even when the stream fails."""
+    last = "\n"
+    try:
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+            last = piece[-1:] or last
+    finally:
+        if last != "\n":
+            out.write("\n")
+            out.flush()

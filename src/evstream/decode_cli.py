@@ -14,13 +14,12 @@ from typing import Any, TextIO
 
 from . import Decoder, EventStreamError
 from .capture import Capture, CaptureError, is_capture, load_chunks, message_to_json, parse_capture
+from .cli import CommandError, UsageError, write_text
 
 __all__ = ["run_decode"]
 
 
 def _load(args: argparse.Namespace) -> Capture:
-    from .cli import UsageError
-
     try:
         if args.file != "-":
             return load_chunks(args.file, args.chunk_size)
@@ -42,8 +41,6 @@ def _load(args: argparse.Namespace) -> Capture:
 
 def _messages(capture: Capture, name: str) -> Iterator[Any]:
     """The decoded messages; a corrupt stream raises CommandError after the messages before it."""
-    from .cli import CommandError
-
     decoder = Decoder()
     count = 0
     try:
@@ -67,8 +64,6 @@ def _messages(capture: Capture, name: str) -> Iterator[Any]:
 
 def _payload(message: Any) -> bytes | None:
     """The model's bytes in a data event (SageMaker PayloadPart, Bedrock chunk); None for others."""
-    from .cli import CommandError
-
     headers = message.headers
     kind = headers.get(":message-type", "event")
     if kind != "event":
@@ -91,7 +86,6 @@ def _payload(message: Any) -> bytes | None:
 
 def run_decode(args: argparse.Namespace) -> int:
     from . import lines
-    from .cli import UsageError
 
     if args.format is not None and not args.tokens:
         raise UsageError("--format applies to --tokens")
@@ -115,12 +109,7 @@ def run_decode(args: argparse.Namespace) -> int:
             pieces: Iterator[str] = lines.iter_tokens(payloads, format=args.format)
         else:
             pieces = lines.iter_text(payloads)
-        last = "\n"
-        for piece in pieces:
-            out.write(piece)
-            last = piece[-1:] or last
-        if last != "\n":
-            out.write("\n")
+        write_text(pieces, out)
         return 0
     finally:
         if out is not sys.stdout:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from .cli import EXIT_OK, UsageError, one_line, os_error
+from .cli import EXIT_OK, UsageError, one_line, os_error, write_text
 
 __all__ = ["REQUEST_PARAMETERS", "run_invoke"]
 
@@ -132,19 +132,19 @@ def _print_output(stream: Any, args: argparse.Namespace, out: TextIO) -> None:
         payloads = _recorded(stream, capture, bedrock=args.bedrock)
     try:
         if args.output == "events":
-            _write_text((repr(event) + "\n" for event in stream), out)
+            write_text((repr(event) + "\n" for event in stream), out)
         elif args.output == "raw":
             for payload in payloads:
                 out.buffer.write(payload)
                 out.buffer.flush()
         elif args.output == "lines":
-            _write_text((line + "\n" for line in lines.iter_lines(payloads)), out)
+            write_text((line + "\n" for line in lines.iter_lines(payloads)), out)
         elif args.output == "json":
             records = lines.iter_json(payloads, format=args.format)
-            _write_text((json.dumps(r, ensure_ascii=False) + "\n" for r in records), out)
+            write_text((json.dumps(r, ensure_ascii=False) + "\n" for r in records), out)
         else:
             tokens = lines.iter_tokens(payloads, format=args.format)
-            _write_text(tokens, out)
+            write_text(tokens, out)
             if tokens.finish_reason is not None or tokens.usage is not None:
                 usage = tokens.usage
                 counts = f", {usage.input_tokens} tokens in, {usage.output_tokens} out" if usage else ""
@@ -177,13 +177,3 @@ def _recorded(stream: Any, capture: Any, *, bedrock: bool) -> Iterator[bytes]:
             capture.write(exception_frame(code, {"message": str(error["Error"].get("Message", exc))}))
             capture.flush()
         raise
-
-
-def _write_text(pieces: Iterable[str], out: TextIO) -> None:
-    last = "\n"
-    for piece in pieces:
-        out.write(piece)
-        out.flush()
-        last = piece[-1:] or last
-    if last != "\n":
-        out.write("\n")

@@ -8,7 +8,12 @@ The second parameter is the jitter; draws below zero are taken as zero.
 With ``stamp`` each JSON record carries ``"sent_ns"``: :func:`clock_ns` read just before the record
 is written to the socket. The clock is the system-wide monotonic clock (CLOCK_MONOTONIC on Linux,
 the same in every process of the machine), so a client on the same machine measures how long the
-record took from the server's ``write()`` to its own hands: receive time minus ``sent_ns``.
+record took from the server's ``write()`` to its own hands: receive time minus ``sent_ns``. Paced
+streams also carry ``"due_ns"``, when the profile wanted the record sent: ``sent_ns - due_ns`` is how
+far the endpoint itself fell behind (a loaded machine), which is not the model's profile either.
+
+Paced streams are sent by one timer per event loop (:func:`pace`), so a thousand streams cost a heap
+of due times rather than a thousand sleeping tasks.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from .http1 import chunk
 
 __all__ = [
+    "DUE_FIELD",
     "KINDS",
     "STAMP_FIELD",
     "Distribution",
@@ -46,7 +52,9 @@ __all__ = [
 
 KINDS = ("constant", "normal", "lognormal", "uniform")
 STAMP_FIELD = "sent_ns"
+DUE_FIELD = "due_ns"  # when the profile wanted the record sent (paced streams): sent - due is lateness
 _STAMP_PREFIX = b',"' + STAMP_FIELD.encode() + b'":'
+_DUE_PREFIX = b',"' + DUE_FIELD.encode() + b'":'
 
 # perf_counter is CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS and QueryPerformanceCounter on
 # Windows: one clock for all processes of a machine, so stamps compare across the client and the server.
@@ -95,6 +103,12 @@ class Distribution:
     @classmethod
     def parse(cls, text: str, *, durations: bool = True) -> Distribution:
         """Parse ``KIND:A,B`` or a bare value (constant). Durations need a unit; counts must not have one."""
+        if not isinstance(text, str):
+            raise ValueError(f"a distribution is text, not {text!r}")
+        return _parse_distribution(text, durations)
+
+    @classmethod
+    def _parse(cls, text: str, durations: bool) -> Distribution:
         kind, sep, params = text.partition(":")
         if not sep:
             return cls("constant", _parse_number(text, durations))
@@ -130,6 +144,10 @@ class Distribution:
         if self.kind == "constant":
             return f"{self.a:g}"
         return f"{self.kind}:{self.a:g},{self.b:g}"
+
+
+# Every request of a load test names the same profile: parse each text once.
+_parse_distribution = functools.lru_cache(maxsize=256)(Distribution._parse)
 
 
 class Pacing:
@@ -184,7 +202,10 @@ def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--itl", type=distribution, default="", help="time between tokens (as --ttft)")
     parser.add_argument(
-        "--stamp", action="store_true", help=f'add the send time ("{STAMP_FIELD}", ns) to each JSON record'
+        "--stamp",
+        action="store_true",
+        help=f'add the send time ("{STAMP_FIELD}", ns) and when the profile wanted it sent ("{DUE_FIELD}") '
+        "to each JSON record",
     )
 
 
@@ -197,13 +218,14 @@ def check_profile(ttft: str, itl: str, stamp: bool, straddle: bool) -> None:
         raise ValueError("stamp needs one record per part: it cannot be combined with straddle")
 
 
-def stamp_record(record: bytes) -> bytes:
-    """The record with ``"sent_ns": <now>`` added to its JSON object (the last ``}``); records without
-    one (``data: [DONE]``, raw text) are returned unchanged."""
+def stamp_record(record: bytes, due_ns: int = 0) -> bytes:
+    """The record with ``"sent_ns": <now>`` (last) added to its JSON object (the last ``}``), after
+    ``"due_ns"`` when given; records without one (``data: [DONE]``, raw text) are returned unchanged."""
     end = record.rfind(b"}")
     if end < 0:
         return record
-    return record[:end] + _STAMP_PREFIX + str(clock_ns()).encode() + record[end:]
+    due = _DUE_PREFIX + str(due_ns).encode() if due_ns else b""
+    return record[:end] + due + _STAMP_PREFIX + str(clock_ns()).encode() + record[end:]
 
 
 # The generations a load test asks for are few and alike: remember their parts (up to this many tokens)
@@ -236,7 +258,19 @@ _MAX_BUFFERED = 1 << 20
 class _PacedStream:
     """One paced response: its parts, its next due time, and how it ended."""
 
-    __slots__ = ("done", "due", "event", "pacing", "parts", "sent", "stamp", "start", "transport")
+    __slots__ = (
+        "done",
+        "due",
+        "event",
+        "offset",
+        "pacing",
+        "parts",
+        "sent",
+        "stamp",
+        "start",
+        "start_ns",
+        "transport",
+    )
 
     def __init__(
         self, transport: Any, parts: Sequence[bytes], pacing: Pacing, event: Any, stamp: bool
@@ -248,7 +282,9 @@ class _PacedStream:
         self.event = event
         self.stamp = stamp
         self.start = loop.time()
-        self.due = self.start + pacing.next_due(0)
+        self.start_ns = clock_ns()
+        self.offset = pacing.next_due(0)  # seconds after the start
+        self.due = self.start + self.offset
         self.sent = 0
         self.done: asyncio.Future[bool] = loop.create_future()
 
@@ -261,16 +297,19 @@ class _PacedStream:
             self.done.set_result(False)
             return False
         if transport.get_write_buffer_size() > _MAX_BUFFERED:
-            self.due += 0.005  # the client is not reading: wait for it
+            self.due += 0.005  # the client is not reading: wait for it (the record will be late)
             return True
         part = self.parts[self.sent]
-        transport.write(chunk(self.event(stamp_record(part) if self.stamp else part)))
+        if self.stamp:
+            part = stamp_record(part, self.start_ns + round(self.offset * 1e9))
+        transport.write(chunk(self.event(part)))
         self.sent += 1
         if self.sent == len(self.parts):
             transport.write(b"0\r\n\r\n")
             self.done.set_result(True)
             return False
-        self.due = self.start + self.pacing.next_due(self.sent)
+        self.offset = self.pacing.next_due(self.sent)
+        self.due = self.start + self.offset
         return True
 
 
@@ -280,12 +319,14 @@ class _Ticker:
 
     # Records due within this much of now go out together (the loop's timers are ~1 ms coarse anyway).
     _SLACK = 0.0005
+    _BATCH = 256
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.heap: list[tuple[float, int, _PacedStream]] = []
         self.order = itertools.count()
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
+        self.armed = 0.0
 
     def add(self, stream: _PacedStream) -> None:
         heapq.heappush(self.heap, (stream.due, next(self.order), stream))
@@ -296,17 +337,22 @@ class _Ticker:
             return
         first = self.heap[0][0]
         if self.timer is not None:
-            if self.timer.when() <= first:
+            if self.armed <= first:
                 return
             self.timer.cancel()
+        self.armed = first  # uvloop's timer handles have no when()
         self.timer = self.loop.call_at(first, self._fire)
 
     def _fire(self) -> None:
+        # Each due stream sends once per pass, at most _BATCH of them: a loop that has fallen behind
+        # still reads requests and accepts connections between passes instead of catching up first.
         self.timer = None
         heap = self.heap
         horizon = self.loop.time() + self._SLACK
-        while heap and heap[0][0] <= horizon:
-            stream = heapq.heappop(heap)[2]
+        due: list[_PacedStream] = []
+        while heap and heap[0][0] <= horizon and len(due) < self._BATCH:
+            due.append(heapq.heappop(heap)[2])
+        for stream in due:
             if stream.send():
                 heapq.heappush(heap, (stream.due, next(self.order), stream))
         self._arm()

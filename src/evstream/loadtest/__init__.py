@@ -20,20 +20,41 @@ processes and Ray actors), ``report`` (table, JSON, CSV, chart), ``cli``.
 
 from __future__ import annotations
 
-from .distributed import LocalPool, RayPool, SinglePool, run_split
-from .histogram import Histogram
-from .measure import StepResult, WorkerLoad
-from .runner import Step, Target, run_step, run_step_sync
-from .threads import Boto3Target, run_step_threads
-from .workload import (
-    BEDROCK_FAMILIES,
-    SAGEMAKER_FORMATS,
-    TEMPLATES,
-    Prompt,
-    TokenCounter,
-    Workload,
-    load_prompts,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .distributed import LocalPool, RayPool, SinglePool, run_split
+    from .histogram import Histogram
+    from .measure import StepResult, WorkerLoad
+    from .runner import Step, Target, run_step, run_step_sync
+    from .templates import BEDROCK_FAMILIES, SAGEMAKER_FORMATS, TEMPLATES
+    from .threads import Boto3Target, run_step_threads
+    from .workload import Prompt, TokenCounter, Workload, load_prompts
+
+# Imported on first use: `python -m evstream` builds the loadtest parser for every command.
+_WHERE = {
+    "LocalPool": "distributed",
+    "RayPool": "distributed",
+    "SinglePool": "distributed",
+    "run_split": "distributed",
+    "Histogram": "histogram",
+    "StepResult": "measure",
+    "WorkerLoad": "measure",
+    "Step": "runner",
+    "Target": "runner",
+    "run_step": "runner",
+    "run_step_sync": "runner",
+    "BEDROCK_FAMILIES": "templates",
+    "SAGEMAKER_FORMATS": "templates",
+    "TEMPLATES": "templates",
+    "Boto3Target": "threads",
+    "run_step_threads": "threads",
+    "Prompt": "workload",
+    "TokenCounter": "workload",
+    "Workload": "workload",
+    "load_prompts": "workload",
+}
 
 __all__ = [
     "BEDROCK_FAMILIES",
@@ -57,3 +78,10 @@ __all__ = [
     "run_step_sync",
     "run_step_threads",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -9,15 +9,19 @@ import platform
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..emulator.latency import Distribution, distribution
-from .distributed import LocalPool, Pool, RayPool, SinglePool, run_split
-from .measure import StepResult
-from .report import csv_text, dump_json, plot, table
-from .runner import Step, Target
-from .threads import Boto3Target, run_step_threads
-from .workload import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES, Workload, load_prompts
+from .templates import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES
+
+if TYPE_CHECKING:
+    from .distributed import Pool
+    from .measure import StepResult
+    from .runner import Target
+    from .workload import Workload
+
+# The parser is built for every `python -m evstream` command: the runners, the client and the report
+# are imported only when a load test runs.
 
 __all__ = ["add_loadtest_arguments", "add_loadtest_command", "run_cli"]
 
@@ -153,6 +157,8 @@ def _endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 def _workload(args: argparse.Namespace, local: bool) -> Workload:
+    from .workload import Workload, load_prompts
+
     prompts = load_prompts(args.prompts, round(args.output_tokens.mean)) if args.prompts else None
     workload = Workload(
         template=args.template,
@@ -181,40 +187,39 @@ def local_stream_format(template: str) -> str:
     raise ValueError(f"the local endpoint does not emit {stream_format!r} streams; try --template tgi")
 
 
-class LiveProgress:
-    """One status line on stderr, rewritten in place (only on a terminal)."""
+class StepProgress:
+    """The CLI's progress bar (:class:`evstream.bench.progress.Progress`), one unit per step and client;
+    a step run in this process also shows its phase, streams and requests done."""
 
-    def __init__(self, out: TextIO, enabled: bool) -> None:
-        self.out = out
-        self.enabled = enabled and out.isatty()
+    def __init__(self, steps: int, enabled: bool) -> None:
+        from ..bench.progress import Progress
+
+        self.bar = Progress(steps, sys.stderr, enabled=enabled)
         self.label = ""
-        self.shown = 0.0
+        self.seconds = 1.0
+        self.started = 0.0
+        self.tick: Any = None
+
+    def start(self, label: str, seconds: float) -> None:
+        self.label, self.seconds, self.started = label, seconds, time.monotonic()
+        self.tick = self.bar.step(label)
 
     def __call__(self, phase: str, result: StepResult, in_flight: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.shown < 0.5:
-            return
-        self.shown = now
-        errors = result.error_count
-        self.out.write(
-            f"\r  {self.label:<18} {phase:<9} streams {in_flight:>5}  done {result.requests:>6}  "
-            f"errors {errors:>4}  tokens {result.window_tokens:>8}   "
+        self.bar.label = (
+            f"{self.label}: {phase}, {in_flight} streams, {result.requests} done, {result.error_count} errors"
         )
-        self.out.flush()
+        self.tick(min(0.99, (time.monotonic() - self.started) / self.seconds))
 
-    def waiting(self, label: str, seconds: float) -> None:
-        self.label = label
-        if self.enabled:
-            self.out.write(f"\r  {label:<18} running (about {seconds:.0f} s){' ' * 40}")
-            self.out.flush()
+    def finish(self) -> None:
+        self.bar.finish_step()
 
-    def clear(self) -> None:
-        if self.enabled:
-            self.out.write("\r" + " " * 100 + "\r")
-            self.out.flush()
+    def close(self) -> None:
+        self.bar.close()
 
 
-def _pool(args: argparse.Namespace, target: Target, progress: LiveProgress) -> Pool:
+def _pool(args: argparse.Namespace, target: Target, progress: StepProgress) -> Pool:
+    from .distributed import LocalPool, RayPool, SinglePool
+
     if args.ray:
         return RayPool(target, args.workers, args.ray, args.loop)
     if args.workers > 1:
@@ -225,6 +230,9 @@ def _pool(args: argparse.Namespace, target: Target, progress: LiveProgress) -> P
 def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
     """Every step with evstream (and boto3 beside it with --compare-boto3); returns the results."""
     from .. import sagemaker
+    from .distributed import run_split
+    from .runner import Step, Target
+    from .threads import Boto3Target, run_step_threads
 
     if not args.local and not args.endpoint:
         raise ValueError("name an endpoint (or model id), or use --local")
@@ -248,7 +256,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
     ]
     peak = int(max(loads)) if not args.rate else args.max_in_flight
     raise_open_file_limit(2 * peak + 512, strict=not args.rate)
-    progress = LiveProgress(sys.stderr, not args.quiet)
+    progress = StepProgress(len(steps) * (2 if args.compare_boto3 else 1), not args.quiet)
     results: list[StepResult] = []
     with _endpoint(args) as endpoint:
         name = args.endpoint or ("local-model" if args.template not in BEDROCK_FAMILIES else "local.model-v1")
@@ -262,17 +270,16 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
         boto3_target = Boto3Target(name, workload, target.params, **endpoint) if args.compare_boto3 else None
         out.write(_banner(args, endpoint, loads, duration, warmup))
         out.flush()
-        with _pool(args, target, progress) as pool:
+        with _pool(args, target, progress) as pool, contextlib.closing(progress):
             for step in steps:
-                label = f"evstream {step.concurrency or step.rate}"
-                progress.waiting(label, step.warmup + step.duration)
-                progress.label = label
+                load = f"{step.rate:g}/s" if step.rate else str(step.concurrency)
+                progress.start(f"evstream at {load}", step.warmup + step.duration)
                 results.append(run_split(pool, step))
-                progress.clear()
+                progress.finish()
                 if boto3_target is not None:
-                    progress.waiting(f"boto3 {step.concurrency or step.rate}", step.warmup + step.duration)
+                    progress.start(f"boto3 at {load}", step.warmup + step.duration)
                     results.append(run_step_threads(boto3_target, step))
-                    progress.clear()
+                    progress.finish()
     return results
 
 
@@ -292,6 +299,8 @@ def _banner(
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    from .report import csv_text, dump_json, plot, table
+
     started = time.time()
     try:
         results = run(args, sys.stdout)

@@ -35,7 +35,7 @@ BUSY_LAG_P99_NS = 2_000_000
 # Above this share of the window spent waiting for a CPU, the machine (other processes) is busy.
 CPU_WAIT_SHARE = 0.05
 
-HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "lag", "stream_tps")
+HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "late", "lag", "stream_tps")
 
 
 @dataclasses.dataclass
@@ -52,6 +52,7 @@ class WorkerLoad:
     wait_s: float = 0.0  # time this process was ready to run but the OS ran something else
     gc_pause_max_ns: int = 0  # the longest garbage-collection pass in the window
     gc_pause_s: float = 0.0
+    span_s: float = 0.0  # wall time between begin() and end(): what cpu_s and wait_s were read over
 
     @staticmethod
     def prepare() -> None:
@@ -66,31 +67,47 @@ class WorkerLoad:
         _GC_WATCH.start(self)
         self.cpu_s = -time.process_time()
         self.wait_s = -cpu_wait_s()
+        self.span_s = -clock_ns() / 1e9
 
     def end(self) -> None:
+        # A thread-per-stream client's main thread can be held off for a while by the others: the
+        # clocks are read whenever it gets to run, and the shares are over that span.
         self.cpu_s += time.process_time()
         self.wait_s = max(0.0, self.wait_s + cpu_wait_s())
+        self.span_s += clock_ns() / 1e9
         _GC_WATCH.stop()
         gc.unfreeze()
 
     @property
     def wait_share(self) -> float:
         """The share of the window spent waiting for a CPU: the machine, not the client, was busy."""
-        return self.wait_s / (self.window_ns / 1e9) if self.window_ns else 0.0
+        return self.wait_s / self.span_s if self.span_s > 0 else 0.0
 
     @property
     def cpu_share(self) -> float:
-        return self.cpu_s / (self.window_ns / 1e9) if self.window_ns else 0.0
+        """The client's CPU time per second (1.0: one core busy)."""
+        return self.cpu_s / self.span_s if self.span_s > 0 else 0.0
+
+    @property
+    def window_cpu_s(self) -> float:
+        """CPU seconds spent over the measured window."""
+        return self.cpu_share * self.window_ns / 1e9
 
     @property
     def cpu_us_per_event(self) -> float:
-        return self.cpu_s * 1e6 / self.events if self.events else 0.0
+        return self.window_cpu_s * 1e6 / self.events if self.events else 0.0
 
     @property
     def busy(self) -> bool:
         """The client itself may have distorted what it measured."""
-        late = self.lag_p99_ns >= BUSY_LAG_P99_NS and self.wait_share < CPU_WAIT_SHARE
-        return self.cpu_share >= BUSY_CPU_SHARE or late
+        late = self.lag_p99_ns >= BUSY_LAG_P99_NS and self.cpu_share >= BUSY_CPU_SHARE / 3
+        return self.cpu_share >= BUSY_CPU_SHARE or (late and self.wait_share < CPU_WAIT_SHARE)
+
+    @property
+    def late_timers(self) -> bool:
+        """Timers ran late although the client was mostly idle and had the CPU when it wanted it: the
+        machine's wake-up latency, or a blocking call."""
+        return self.lag_p99_ns >= BUSY_LAG_P99_NS and not self.busy and not self.starved
 
     @property
     def starved(self) -> bool:
@@ -115,7 +132,8 @@ class StepResult:
     ttft: Histogram = dataclasses.field(default_factory=Histogram)
     itl: Histogram = dataclasses.field(default_factory=Histogram)
     e2e: Histogram = dataclasses.field(default_factory=Histogram)
-    delay: Histogram = dataclasses.field(default_factory=Histogram)
+    delay: Histogram = dataclasses.field(default_factory=Histogram)  # receive - endpoint's send stamp
+    late: Histogram = dataclasses.field(default_factory=Histogram)  # endpoint's send - due (its lateness)
     lag: Histogram = dataclasses.field(default_factory=Histogram)
     stream_tps: Histogram = dataclasses.field(default_factory=Histogram)  # milli-tokens/s per stream
     workers: list[WorkerLoad] = dataclasses.field(default_factory=list)
@@ -233,11 +251,13 @@ class StreamTimer:
         self.tokens = 0
 
     def payload(self, now: int, payload: bytes) -> None:
-        tokens, stamp = self.counter.feed(payload)
+        tokens, sent, due = self.counter.feed(payload)
         result = self.result
         if self.measured:
-            if stamp:
-                result.delay.record(now - stamp)
+            if sent:
+                result.delay.record(now - sent)
+                if due:
+                    result.late.record(sent - due)
             if tokens:
                 if self.first:
                     result.itl.record(now - self.last)

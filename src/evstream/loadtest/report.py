@@ -15,7 +15,9 @@ from .measure import BUSY_CPU_SHARE, BUSY_LAG_P99_NS, StepResult
 __all__ = ["comparison", "csv_text", "json_document", "plot", "summary", "table", "warnings"]
 
 QUANTILES = (50, 90, 99)
-LATENCIES = ("ttft", "itl", "e2e", "delay")
+LATENCIES = ("ttft", "itl", "e2e", "delay", "late")
+# The local endpoint running behind its latency profile by more than this (p99) is worth a warning.
+ENDPOINT_LATE_MS = 5.0
 
 
 def summary(result: StepResult) -> dict[str, Any]:
@@ -41,7 +43,7 @@ def summary(result: StepResult) -> dict[str, Any]:
         row[f"{name}_count"] = histogram.count
     tps = result.stream_tps
     row["stream_tokens_per_s_p50"] = tps.percentile(50) / 1000 if tps.count else math.nan
-    cpu = sum(w.cpu_s for w in result.workers)
+    cpu = sum(w.window_cpu_s for w in result.workers)
     events = sum(w.events for w in result.workers)
     row["client_cpu_us_per_event"] = cpu * 1e6 / events if events else math.nan
     row["client_cpu_share_max"] = max((w.cpu_share for w in result.workers), default=0.0)
@@ -84,7 +86,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
     out.write(
         f"\n{'client':<9}{'load':>7} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13} {'done':>6}"
         f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'GC max':>7}"
-        f" {'workers':>8}\n"
+        f" {'workers':>8} {'endpoint late p99':>18}\n"
     )
     for result in results:
         row = summary(result)
@@ -95,7 +97,8 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {row['stream_tokens_per_s_p50']:>13.1f} {row['requests']:>6} {row['errors']:>7}"
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
             f" {row['client_cpu_wait_share_max']:>5.0%}"
-            f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}{flag}\n"
+            f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}"
+            f" {_ms(row['late_p99_ms']):>18}{flag}\n"
         )
     for line in comparison(results):
         out.write(f"\n{line}")
@@ -136,12 +139,26 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                 f"limits {BUSY_CPU_SHARE:.0%} and {BUSY_LAG_P99_NS / 1e6:g} ms): the latencies above "
                 "include time spent waiting for the client"
             )
+        for worker in result.workers:
+            if worker.late_timers:
+                lines.append(
+                    f"{result.client} at {result.label}: event-loop timers ran "
+                    f"{worker.lag_p99_ns / 1e6:.1f} ms late at p99 with the client mostly idle "
+                    f"({worker.cpu_share:.0%} of a core): the machine's wake-up latency, or a blocking call"
+                )
         waiting = [w for w in result.workers if w.starved]
         if waiting:
             worst = max(waiting, key=lambda w: w.wait_share)
             lines.append(
                 f"{result.client} at {result.label}: the machine is busy: the client was ready to run but "
                 f"waited for a CPU {worst.wait_share:.0%} of the time ({worst.name}); latencies include it"
+            )
+        if result.late.count and result.late.percentile(99) / 1e6 > ENDPOINT_LATE_MS:
+            lines.append(
+                f"{result.client} at {result.label}: the local endpoint fell behind its latency profile "
+                f"(records sent {result.late.percentile(99) / 1e6:.1f} ms late at p99): TTFT and ITL show "
+                "the loaded endpoint, not the emulated model (the client delay is measured from the actual "
+                "send time either way)"
             )
         if not all(getattr(result, n).exact for n in LATENCIES):
             lines.append(

@@ -1,5 +1,5 @@
-"""What the load test sends: prompts, request bodies per container format and Bedrock family, and how
-the output tokens of each stream are counted.
+"""What the load test sends (prompts, and bodies from :mod:`.templates`) and how the output tokens of
+each stream are counted.
 
 Prompts come from a JSONL file (one object per line with ``prompt``, ``text`` or ``inputs``, and
 optionally ``max_tokens``) or are generated with input and output token counts drawn from
@@ -11,17 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from ..emulator.latency import STAMP_FIELD, Distribution
+from ..emulator.latency import DUE_FIELD, STAMP_FIELD, Distribution
 from ..formats import FORMATS, RecordParser
+from .templates import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES
 
 __all__ = [
-    "BEDROCK_FAMILIES",
-    "SAGEMAKER_FORMATS",
-    "STREAM_FORMATS",
-    "TEMPLATES",
     "Prompt",
     "TokenCounter",
     "Workload",
@@ -29,103 +26,13 @@ __all__ = [
 ]
 
 
-# -- request bodies ---------------------------------------------------------------------------------
-
-
-def _tgi(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens, "details": False}, "stream": True}
-
-
-def _lmi(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"inputs": prompt, "parameters": {"max_new_tokens": max_tokens}, "stream": True}
-
-
-def _openai_chat(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": max_tokens,
-        "stream": True,
-    }
-
-
-def _openai_completions(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "max_tokens": max_tokens, "stream": True}
-
-
-def _llamacpp(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "n_predict": max_tokens, "stream": True}
-
-
-def _anthropic(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": max_tokens,
-        "messages": [{"role": "user", "content": prompt}],
-    }
-
-
-def _nova(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {
-        "schemaVersion": "messages-v1",
-        "messages": [{"role": "user", "content": [{"text": prompt}]}],
-        "inferenceConfig": {"maxTokens": max_tokens},
-    }
-
-
-def _titan(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens}}
-
-
-def _meta_llama(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "max_gen_len": max_tokens}
-
-
-def _cohere(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"message": prompt, "max_tokens": max_tokens}
-
-
-def _mistral(prompt: str, max_tokens: int) -> dict[str, Any]:
-    return {"prompt": f"<s>[INST] {prompt} [/INST]", "max_tokens": max_tokens}
-
-
-# The SageMaker container formats (what the body asks for, what the stream carries) ...
-SAGEMAKER_FORMATS: dict[str, Callable[[str, int], dict[str, Any]]] = {
-    "tgi": _tgi,
-    "lmi": _lmi,
-    "vllm-openai": _openai_chat,
-    "openai-completions": _openai_completions,
-    "llamacpp": _llamacpp,
-}
-# ... and the Bedrock model families (InvokeModelWithResponseStream bodies).
-BEDROCK_FAMILIES: dict[str, Callable[[str, int], dict[str, Any]]] = {
-    "anthropic": _anthropic,
-    "nova": _nova,
-    "titan": _titan,
-    "llama": _meta_llama,
-    "cohere": _cohere,
-    "mistral": _mistral,
-}
-TEMPLATES = {**SAGEMAKER_FORMATS, **BEDROCK_FAMILIES}
-
-
-# The stream format (see :mod:`evstream.formats`) each template's answer comes in.
-STREAM_FORMATS = {
-    "tgi": "tgi",
-    "lmi": "lmi",
-    "vllm-openai": "openai",
-    "openai-completions": "openai",
-    "llamacpp": "llamacpp",
-    **{family: family for family in BEDROCK_FAMILIES},
-}
-
-
 class TokenCounter:
-    """Counts the output tokens in each payload of one stream and picks up the endpoint's send-time
-    stamps (``sent_ns``, see :mod:`evstream.emulator.latency`).
+    """Counts the output tokens in each payload of one stream and picks up the local endpoint's stamps
+    (``sent_ns`` and ``due_ns``, see :mod:`evstream.emulator.latency`).
 
     ``mode="parse"`` reads every record with :class:`evstream.formats.RecordParser` (records cut
     anywhere, in-band errors raise) and counts those that carry text; ``mode="events"`` counts one
-    token per payload and reads only the stamp, for endpoints known to send one token per event (no
+    token per payload and reads only the stamps, for endpoints known to send one token per event (no
     JSON parsing on the client's hot path).
     """
 
@@ -138,22 +45,24 @@ class TokenCounter:
         self._parser = None if self.events_only else RecordParser(stream_format)
         self._text = FORMATS[self._parser.format or "text"].text if self._parser is not None else None
 
-    def feed(self, payload: bytes) -> tuple[int, int]:
-        """(tokens, send stamp or 0) of this payload."""
+    def feed(self, payload: bytes) -> tuple[int, int, int]:
+        """(tokens, send stamp or 0, due time or 0) of this payload."""
         parser = self._parser
         if parser is None:
-            return 1, _find_stamp(payload)
+            sent, due = find_stamps(payload)
+            return 1, sent, due
         return self._count(parser.feed(payload))
 
-    def _count(self, records: list[Any]) -> tuple[int, int]:
-        tokens = stamp = 0
+    def _count(self, records: list[Any]) -> tuple[int, int, int]:
+        tokens = sent = due = 0
         text = self._text
         for record in records:
             if type(record) is dict:
                 if text is not None and text(record):
                     tokens += 1
-                stamp = record.get(STAMP_FIELD) or stamp
-        return tokens, stamp
+                sent = record.get(STAMP_FIELD) or sent
+                due = record.get(DUE_FIELD) or due
+        return tokens, sent, due
 
     def close(self) -> int:
         """The end of the stream: the tokens of a last record without a separator (a record cut short
@@ -163,19 +72,29 @@ class TokenCounter:
         return self._count(self._parser.close())[0]
 
 
-_STAMP_KEY = b'"' + STAMP_FIELD.encode() + b'":'
+_SENT_KEY = b'"' + STAMP_FIELD.encode() + b'":'
+_DUE_KEY = b'"' + DUE_FIELD.encode() + b'":'
 
 
-def _find_stamp(payload: bytes) -> int:
-    at = payload.rfind(_STAMP_KEY)
+def find_stamps(payload: bytes) -> tuple[int, int]:
+    """(sent_ns, due_ns) of the last stamped record in a payload, 0 where absent; without parsing it
+    (the endpoint writes them as the record's last members: ``,"due_ns":D,"sent_ns":S}``)."""
+    at = payload.rfind(_SENT_KEY)
     if at < 0:
-        return 0
-    start = at + len(_STAMP_KEY)
-    end = payload.find(b"}", start)  # the stamp is the record's last member
+        return 0, 0
+    start = at + len(_SENT_KEY)
     try:
-        return int(payload[start:end])
+        sent = int(payload[start : payload.find(b"}", start)])
     except ValueError:
-        return 0
+        return 0, 0
+    due = 0
+    before = payload.rfind(_DUE_KEY, 0, at)
+    if before >= 0:
+        try:
+            due = int(payload[before + len(_DUE_KEY) : at - 1])
+        except ValueError:
+            due = 0
+    return sent, due
 
 
 # -- prompts ----------------------------------------------------------------------------------------
@@ -198,8 +117,18 @@ class Prompt:
     max_tokens: int
 
 
+_TEXT = _WORDS * 64  # a fixed word sequence long enough for prompts to start anywhere in it
+
+
 def generated_prompt(input_tokens: int, rng: random.Random) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(max(1, input_tokens)))
+    """About ``input_tokens`` tokens of text: a run of words from a random point of a fixed sequence
+    (cheap enough to make per request on the client's event loop)."""
+    n = max(1, input_tokens)
+    start = rng.randrange(len(_WORDS))
+    words = _TEXT[start : start + n]
+    while len(words) < n:
+        words += _TEXT[: n - len(words)]
+    return " ".join(words)
 
 
 def load_prompts(path: str, default_max_tokens: int) -> list[Prompt]:

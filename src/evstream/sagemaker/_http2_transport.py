@@ -299,10 +299,10 @@ class DuplexCore:
         return future
 
     def _written(self, future: concurrent.futures.Future[None]) -> None:
+        # Writers wait on the futures themselves: nobody to wake here.
         with self._lock:
             while self._inflight and self._inflight[0][0].done():
                 self._inflight_bytes -= self._inflight.popleft()[1]
-        self._wake()
 
     def backlog(self) -> concurrent.futures.Future[None] | None:
         """A write to wait for before writing more (None: under ``max_inflight``, go ahead)."""

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import ssl
 import struct
 import sys
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +17,7 @@ from urllib3.exceptions import (
     HTTPError,
     NewConnectionError,
     ProtocolError,
+    ProxyError,
     ReadTimeoutError,
 )
 
@@ -32,16 +31,16 @@ from ._base import (
     event_timeout,
     first_byte_timeout,
     response_dict,
-    unexpected_response,
 )
-from .config import Config, Request
+from .config import Request
 from .errors import (
     ConnectionFailed,
     ConnectTimeout,
     IncompleteStream,
+    ProxyConnectionFailed,
     SageMakerRuntimeError,
 )
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, may_retry, retry_delay
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, may_retry
 
 __all__ = ["Client", "EventStream"]
 
@@ -52,6 +51,15 @@ _EARLY = 0.005  # a receive timeout that fires this much before the deadline is 
 _TIMEOUTS = (BlockingIOError, ssl.SSLWantReadError, socket.timeout)
 # SO_RCVTIMEO takes a struct timeval here; Windows leaves the socket unusable after it fires.
 _NATIVE_TIMEOUT = sys.platform != "win32" and hasattr(socket, "SO_RCVTIMEO")
+
+
+def _check_head(response: urllib3.BaseHTTPResponse) -> None:
+    """http.client reads past a header line it cannot parse (urllib3 only logs it): refuse such a head."""
+    message = getattr(getattr(response, "_original_response", None), "msg", None)
+    if message is not None and message.defects:
+        response.close()
+        response.release_conn()
+        raise IncompleteStream(f"Malformed HTTP response head: {message.defects!r}")
 
 
 class _Body:
@@ -131,33 +139,21 @@ class Client(BaseClient):
     ``fork`` the child starts with an empty pool, never sharing the parent's sockets.
     """
 
-    def __init__(self, config: Config, session: Any = None) -> None:
-        super().__init__(config, session)
-        self._pool = self._new_pool()
-        _CLIENTS.add(self)
-
-    def _new_pool(self) -> urllib3.PoolManager:
-        kwargs: dict[str, Any] = {}
-        if self._scheme == "https":
-            # TLS is verified unless verify=False, against the bundle boto3 would use.
-            kwargs["cert_reqs"] = "CERT_REQUIRED" if self._ca_bundle else "CERT_NONE"
-            kwargs["ca_certs"] = self._ca_bundle
-        # block=False: a burst over the pool size opens extra connections instead of waiting for a
-        # stream to finish; only max_pool_connections idle ones are kept.
-        return urllib3.PoolManager(
-            num_pools=4, maxsize=self.config.max_pool_connections, block=False, retries=False, **kwargs
-        )
+    def __init__(self, botocore_client: Any = None, **kwargs: Any) -> None:
+        super().__init__(botocore_client, **kwargs)
 
     def _after_fork(self) -> None:
         # The parent's sockets stay with the parent: drop them without a word on the wire.
-        self._pool = self._new_pool()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.config,)
+        super()._after_fork()
+        for manager in (session := self._control._http_session)._proxy_managers.values():
+            manager.pools.clear()
+        session._manager.pools.clear()
 
     def close(self) -> None:
-        """Close the pooled connections (streams still open keep theirs until they end)."""
-        self._pool.clear()
+        """Close the pooled connections (streams still open keep theirs until they end); a client made
+        from arguments closes its botocore client, a wrapped one is left to its owner."""
+        if self._owns_botocore:
+            self._botocore.close()
 
     def __enter__(self) -> Client:
         return self
@@ -181,22 +177,15 @@ class Client(BaseClient):
 
     # -- transport ----------------------------------------------------------------------------------
 
-    def _send(self, request: Request) -> urllib3.BaseHTTPResponse:
+    def _send(self, request: Request, attempt: int = 1, call: dict[str, Any] | None = None) -> Any:
         """One attempt: the response with its headers read, or a typed error."""
-        headers = self._sign(request)
+        headers = self._sign(request, attempt, call)
         timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.first_byte_timeout)
+        url = self.endpoint_url + request.path[len(self._base_path) :]
         try:
-            return self._pool.urlopen(
-                request.method,
-                self.endpoint_url + request.path[len(self._base_path) :],
-                body=request.body,
-                headers=headers,
-                timeout=timeout,
-                retries=False,
-                redirect=False,
-                preload_content=False,
-                decode_content=False,
-            )
+            return self._control.urlopen(request.method, url, request.body, headers, timeout)
+        except ProxyError as exc:
+            raise ProxyConnectionFailed(f"Could not connect through the proxy: {exc}") from None
         # NewConnectionError subclasses ConnectTimeoutError: test it first.
         except NewConnectionError as exc:
             raise ConnectionFailed(f"Could not connect to {self.endpoint_url}: {exc}") from None
@@ -237,11 +226,12 @@ class EventStream(StreamState):
         while True:
             self._attempts += 1
             try:
-                response = self._client._send(self._request)
+                response = self._client._send(self._request, self._attempts, self._call)
+                _check_head(response)
                 if response.status != 200 or EVENTSTREAM not in response.headers.get("content-type", ""):
                     raise self._http_error(response)
             except SageMakerRuntimeError as exc:
-                delay = retry_delay(self._client, self._attempts, exc)
+                delay = self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
                 time.sleep(delay)
@@ -259,7 +249,7 @@ class EventStream(StreamState):
         except (HTTPError, OSError):
             body = b""
             response.close()
-        return unexpected_response(response.status, response.headers, body)
+        return self._client._http_error(response.status, response.headers, body, self._attempts)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -272,15 +262,77 @@ class EventStream(StreamState):
         return self._iterate(True)
 
     def _iterate(self, boto_shape: bool) -> Iterator[Any]:
+        # One generator from the socket to the consumer: each event passes through a single frame.
+        config = self._client.config
         while True:
+            response = self._response
+            if response is None:
+                if self._closed:
+                    return
+                raise RuntimeError("the stream was already consumed")
+            body = _Body(response)
+            reader = BodyReader(
+                self._operation,
+                framing=body.framing,
+                length=body.length,
+                boto_shape=boto_shape,
+                request_id=self.request_id,
+            )
+            feed = reader.feed
+            deadline = time.monotonic() + config.first_byte_timeout  # for the first event
             try:
-                yield from self._read(boto_shape)
+                try:
+                    recv = body.start(config.first_byte_timeout)
+                    data = body.early
+                    while True:
+                        if not data:
+                            try:
+                                data = recv(_READ)
+                            except _TIMEOUTS:
+                                left = deadline - time.monotonic()
+                                if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
+                                    body.arm(left)
+                                    continue
+                                raise self._timeout_error() from None
+                            if not data:
+                                reader.eof()
+                                break
+                        events = feed(data)
+                        data = b""
+                        delivered = False
+                        while True:
+                            if events:
+                                delivered = self._delivered = True
+                                yield from events
+                            if not reader.pending:
+                                break
+                            events = feed(b"")
+                        if reader.done:
+                            break
+                        if delivered:
+                            # A new deadline from the event delivered, the full timeout for the next read.
+                            deadline = time.monotonic() + config.event_timeout
+                            body.arm(config.event_timeout)
+                        else:
+                            # Bytes but no event do not move the deadline: the next read waits what is left.
+                            body.arm(deadline - time.monotonic())
+                except SageMakerRuntimeError:
+                    raise
+                except OSError as exc:
+                    if self._closed:  # close() was called between two events: the socket closed under us
+                        return
+                    raise IncompleteStream(
+                        f"The connection failed inside the response body: {exc}", request_id=self.request_id
+                    ) from None
+                # Read to the end: the connection goes back to the pool for the next call.
+                self._response = None
+                body.finish(reusable=reader.reusable)
                 return
             except SageMakerRuntimeError as exc:
                 self._abort()
                 delay = None
                 if not self._closed and may_retry(exc, self._delivered):
-                    delay = retry_delay(self._client, self._attempts, exc)
+                    delay = self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
             except BaseException:
@@ -291,72 +343,11 @@ class EventStream(StreamState):
             time.sleep(delay)
             self._start()
 
-    def _read(self, boto_shape: bool) -> Iterator[Any]:
-        response = self._response
-        if response is None:
-            if self._closed:
-                return
-            raise RuntimeError("the stream was already consumed")
-        body = _Body(response)
-        reader = BodyReader(
-            self._operation,
-            framing=body.framing,
-            length=body.length,
-            boto_shape=boto_shape,
-            request_id=self.request_id,
-        )
+    def _timeout_error(self) -> SageMakerRuntimeError:
         config = self._client.config
-        timeout = config.first_byte_timeout if not self._delivered else config.event_timeout
-        deadline = time.monotonic() + timeout
-        feed = reader.feed
-        try:
-            recv = body.start(timeout)
-            data = body.early
-            while True:
-                if not data:
-                    try:
-                        data = recv(_READ)
-                    except _TIMEOUTS:
-                        left = deadline - time.monotonic()
-                        if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
-                            body.arm(left)
-                            continue
-                        if not self._delivered:
-                            raise first_byte_timeout(config.first_byte_timeout, self.request_id) from None
-                        raise event_timeout(config.event_timeout, self.request_id) from None
-                    if not data:
-                        reader.eof()
-                        break
-                events = feed(data)
-                data = b""
-                delivered = False
-                while True:
-                    if events:
-                        delivered = self._delivered = True
-                        yield from events
-                    if not reader.pending:
-                        break
-                    events = feed(b"")
-                if reader.done:
-                    break
-                if delivered:
-                    # An event was delivered: a new deadline, and the full timeout for the next read.
-                    deadline = time.monotonic() + config.event_timeout
-                    body.arm(config.event_timeout)
-                else:
-                    # Bytes but no event do not move the deadline: the next read waits what is left.
-                    body.arm(deadline - time.monotonic())
-        except SageMakerRuntimeError:
-            raise
-        except OSError as exc:
-            if self._closed:  # close() was called between two events: the socket is closed under us
-                return
-            raise IncompleteStream(
-                f"The connection failed inside the response body: {exc}", request_id=self.request_id
-            ) from None
-        # Read to the end: the connection goes back to the pool for the next call.
-        self._response = None
-        body.finish(reusable=reader.reusable)
+        if self._delivered:
+            return event_timeout(config.event_timeout, self.request_id)
+        return first_byte_timeout(config.first_byte_timeout, self.request_id)
 
     def text(self) -> Iterator[str]:
         """The payloads decoded as UTF-8, characters split across parts reassembled."""
@@ -400,15 +391,3 @@ class EventStream(StreamState):
     def __del__(self) -> None:
         if self._response is not None:
             self._abort()
-
-
-_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    for client in list(_CLIENTS):
-        client._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -85,7 +85,7 @@ def string_to_sign(milliseconds: int, scope: str, prior_signature: str, payload:
 def event_signature(key: bytes, milliseconds: int, scope: str, prior_signature: str, payload: bytes) -> bytes:
     """The raw 32-byte signature of one envelope payload."""
     text = string_to_sign(milliseconds, scope, prior_signature, payload)
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, text.encode(), "sha256")
 
 
 class _Chain:
@@ -98,16 +98,36 @@ class _Chain:
         self.prior = seed_signature
         self._day = ""
         self._key = b""
-        self._scope = ""
+        # sha256 states keyed for HMAC with the day's key (RFC 2104), copied for each event
+        self._inner: Any = None
+        self._outer: Any = None
+        self._milliseconds = -1
+        self.date: Timestamp = Timestamp(0)
+        self._head = ""  # the string to sign up to the prior signature, for self._milliseconds
+        self._date_hash = ""
         self.ended = False
 
     def sign(self, milliseconds: int, payload: bytes) -> bytes:
-        day = _stamp(milliseconds)[:8]
-        if day != self._day:  # streams can outlive midnight
-            self._key = signing_key(self._secret_key, day, self._region, self._service)
-            self._scope = f"{day}/{self._region}/{self._service}/aws4_request"
-            self._day = day
-        return event_signature(self._key, milliseconds, self._scope, self.prior, payload)
+        if milliseconds != self._milliseconds:  # once a second when signing, once per event at most
+            stamp = _stamp(milliseconds)
+            day = stamp[:8]
+            if day != self._day:  # streams can outlive midnight
+                self._key = signing_key(self._secret_key, day, self._region, self._service)
+                key = self._key.ljust(64, b"\0")
+                self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+                self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+                self._day = day
+            scope = f"{day}/{self._region}/{self._service}/aws4_request"
+            self._head = f"{ALGORITHM}\n{stamp}\n{scope}\n"
+            self._date_hash = hashlib.sha256(date_header(milliseconds)).hexdigest()
+            self._milliseconds = milliseconds
+            self.date = Timestamp(milliseconds)
+        text = f"{self._head}{self.prior}\n{self._date_hash}\n{hashlib.sha256(payload).hexdigest()}"
+        inner = self._inner.copy()
+        inner.update(text.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()  # type: ignore[no-any-return]
 
 
 class EventSigner:
@@ -149,10 +169,10 @@ class EventSigner:
 
     def _envelope(self, payload: bytes) -> bytes:
         # Whole seconds: the signed text carries seconds, and AWS's signers truncate :date to match.
-        milliseconds = int(self._clock()) * 1000
-        signature = self._chain.sign(milliseconds, payload)
-        self._chain.prior = signature.hex()
-        return encode({":date": Timestamp(milliseconds), ":chunk-signature": signature}, payload)
+        chain = self._chain
+        signature = chain.sign(int(self._clock()) * 1000, payload)
+        chain.prior = signature.hex()
+        return encode({":date": chain.date, ":chunk-signature": signature}, payload)
 
 
 class EventVerifier:

@@ -22,7 +22,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from awscrt import auth as crt_auth
 from awscrt import http as crt_http
@@ -53,6 +53,15 @@ from .errors import (
     StreamTimeout,
 )
 from .event_signing import EVENT_STREAM_PAYLOAD, EventSigner
+
+if TYPE_CHECKING:
+    from ._http2_async import (
+        AsyncBedrockHttp2Client,
+        AsyncBidirectionalStream,
+        AsyncHttp2Client,
+        async_bedrock_http2_client,
+        async_http2_client,
+    )
 
 __all__ = [
     "AsyncBedrockHttp2Client",

@@ -129,8 +129,16 @@ class BodyReader:
                         start = newline + 2
                         size = int(digits, 16)
                         if len(data) == start + size + 2 and 0 < size <= SLICE and data.endswith(b"\r\n"):
-                            return self._one(data[start:-2])
-        events: list[Any] = []
+                            events: list[Any] = []
+                            try:
+                                self._decode(data[start:-2], events)
+                            except Exception as exc:
+                                self._fail(exc, events)
+                                self.pending = True  # the error is raised by the next call
+                            if events:
+                                self.delivered = True
+                            return events
+        events = []
         try:
             if self._mode == CHUNKED:
                 pos = self._chunked(data, pos, events)
@@ -147,17 +155,6 @@ class BodyReader:
             self._data, self._pos = data, pos
         else:
             self._data = b""
-        if events:
-            self.delivered = True
-        return events
-
-    def _one(self, frames: bytes) -> list[Any]:
-        events: list[Any] = []
-        try:
-            self._decode(frames, events)
-        except Exception as exc:
-            self._fail(exc, events)
-            self.pending = True  # the error is raised by the next call
         if events:
             self.delivered = True
         return events
@@ -306,8 +303,8 @@ class BodyReader:
                     error = non_payload(headers, message.payload, self.request_id, self._operation_name)
                     if error is not None:
                         raise error
-        if decoder.error is not None:  # messages came before a bad frame: raise after them
-            raise decoder.error.with_traceback(None)
+            if decoder.error is not None:  # messages came before a bad frame: raise after them
+                raise decoder.error.with_traceback(None)
 
     def _finish_decoder(self) -> None:
         try:
@@ -326,15 +323,3 @@ def may_retry(error: BaseException, delivered: bool) -> bool:
         and error.retryable
         and not isinstance(error, IncompleteStream)
     )
-
-
-def retry_delay(client: Any, attempts: int, error: SageMakerRuntimeError) -> float | None:
-    """Seconds to wait before attempt ``attempts + 1``, or None when there is to be none."""
-    decide = getattr(client, "_retry_delay", None)
-    if decide is not None:
-        delay: float | None = decide(attempts, error)
-        return delay
-    if not error.retryable or attempts >= client.config.max_attempts:
-        return None
-    backoff: float = client._backoff(attempts)
-    return backoff

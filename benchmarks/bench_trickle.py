@@ -1,0 +1,91 @@
+"""The trickled regime: client CPU per event when events arrive a few milliseconds apart, each its own TCP
+segment (how a model streams tokens), next to the floor of this machine measured in the same run.
+
+Built on :mod:`evstream.bench.trickle`: asyncio, 256 and 1,000 concurrent streams x 100 events 10 ms apart
+on the default loop and on uvloop (floor: a bare ``asyncio.Protocol`` per connection feeding a queue a
+consumer task drains; peer: aiobotocore); sync, one stream x 400 events 2.5 ms apart (floor: a blocking
+``recv`` loop; peer: boto3). The endpoint runs in a child process; the timer is ``time.process_time``.
+Each case records ``cpu_us_per_event`` and, once its floor ran (the first case of each group),
+``over_floor``.
+
+    python -m pytest benchmarks/bench_trickle.py --benchmark-group-by=group
+
+EVSTREAM_BENCH_MODE=tiny (the smoke run) streams 8 x 20 events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+
+pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
+from evstream.bench.e2e import Clients, LocalEndpoint, PeerUnavailable, Workload
+from evstream.bench.trickle import ASYNC_WORKLOADS, SYNC_WORKLOAD, floor_asyncio, floor_sync
+
+TINY = os.environ.get("EVSTREAM_BENCH_MODE") == "tiny"
+ROUNDS = 2 if TINY else 5
+ASYNC = [Workload(20, streams=8, interval_ms=10.0)] if TINY else list(ASYNC_WORKLOADS)
+SYNC = Workload(20, interval_ms=2.5) if TINY else SYNC_WORKLOAD
+FLOORS: dict[str, float] = {}  # group -> the floor's CPU seconds per event, this run
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[LocalEndpoint]:
+    with LocalEndpoint() as made:
+        yield made
+
+
+def time_case(benchmark: Any, group: str, peer: str, run: Callable[[], bytes], workload: Workload) -> None:
+    benchmark.group = group
+    # The floors decode nothing: theirs is right when every body ended.
+    correct = bool(run()) if peer == "floor" else run() == workload.expected()
+    events = workload.total_events
+    benchmark.extra_info.update(implementation=peer, correct=correct, events=events, timer="process_time")
+    assert correct, f"{peer}: the streams were incomplete or different; not timed"
+    rounds: list[float] = []
+
+    def timed() -> bytes:
+        start = time.process_time()
+        data = run()
+        rounds.append(time.process_time() - start)
+        return data
+
+    benchmark.pedantic(timed, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    best = min(rounds) / events
+    benchmark.extra_info["cpu_us_per_event"] = round(best * 1e6, 3)
+    if peer == "floor":
+        FLOORS[group] = best
+    elif group in FLOORS:
+        benchmark.extra_info["over_floor"] = round(best / FLOORS[group], 3)
+
+
+@pytest.mark.benchmark(timer=time.process_time)
+@pytest.mark.parametrize("peer", ["floor", "evstream asyncio", "aiobotocore"])
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("workload", ASYNC, ids=lambda w: w.key)
+def test_trickled_asyncio(
+    benchmark: Any, endpoint: LocalEndpoint, workload: Workload, loop: str, peer: str
+) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    with Clients(endpoint, loop=loop) as clients:
+        try:
+            run = floor_asyncio(clients, workload) if peer == "floor" else clients.runner(peer, workload)
+        except PeerUnavailable as exc:
+            pytest.skip(f"{peer}: {exc}")
+        time_case(benchmark, f"trickled {loop}: {workload.label}", peer, run, workload)
+
+
+@pytest.mark.benchmark(timer=time.process_time)
+@pytest.mark.parametrize("peer", ["floor", "evstream client", "boto3"])
+def test_trickled_sync(benchmark: Any, endpoint: LocalEndpoint, peer: str) -> None:
+    with Clients(endpoint) as clients:
+        try:
+            run = floor_sync(clients, SYNC) if peer == "floor" else clients.runner(peer, SYNC)
+        except PeerUnavailable as exc:
+            pytest.skip(f"{peer}: {exc}")
+        time_case(benchmark, f"trickled sync: {SYNC.label}", peer, run, SYNC)
