@@ -118,12 +118,11 @@ def test_sparse_multiple_is_a_multiple_of_the_polynomial(gen, block_bits):
     assert max(exponents) == 32 and 0 in exponents
 
 
-def chorba_period(gen, data, start, block):
-    """The kernels' Chorba period on bytes: at `start`, CHORBA_SKIP blocks zeroed after being XORed onto
-    the folded blocks their masks name."""
+def chorba_period(gen, data, start, block, skip):
+    """The kernels' Chorba period on bytes: at `start`, `skip` blocks zeroed after being XORed onto the
+    folded blocks their masks name."""
     out = bytearray(data)
-    skip = gen.chorba_skip()
-    for b, mask in enumerate(gen.chorba_sources()):
+    for b, mask in enumerate(gen.chorba_sources(skip)):
         target = start + block * (skip + b)
         for j in range(skip):
             if mask >> j & 1:
@@ -133,11 +132,18 @@ def chorba_period(gen, data, start, block):
     return bytes(out)
 
 
+# The kernels' skip, and others: past 6 a skipped block lands on later skipped blocks, which the masks
+# account for.
+@pytest.mark.parametrize("skip", [6, 10, 16, 32])
 @pytest.mark.parametrize("block", [16, 32])
-def test_chorba_period_leaves_the_crc_unchanged(gen, block):
-    period = block * (gen.chorba_skip() + gen.CHORBA_BLOCKS)
-    rnd = random.Random(block)
+def test_chorba_period_leaves_the_crc_unchanged(gen, block, skip):
+    period = block * (skip + gen.CHORBA_BLOCKS)
+    rnd = random.Random(block * 100 + skip)
     for before, after in ((0, 0), (256, 0), (17, 5), (block * 8, 1000)):
         data = rnd.randbytes(before + period + after)
         seed = rnd.getrandbits(32)
-        assert zlib.crc32(chorba_period(gen, data, before, block), seed) == zlib.crc32(data, seed)
+        assert zlib.crc32(chorba_period(gen, data, before, block, skip), seed) == zlib.crc32(data, seed)
+
+
+def test_kernel_skip(gen):
+    assert gen.CHORBA_SKIP == 6 and gen.chorba_sources() == gen.chorba_sources(6)
