@@ -86,13 +86,17 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     transports: list[asyncio.Transport] = []
     protocols: list[_FloorProtocol] = []
 
-    async def connect() -> None:
-        for _ in requests:
-            transport, protocol = await loop.create_connection(_FloorProtocol, parts.hostname, parts.port)
+    async def connect(n: int) -> None:
+        transport, protocol = await loop.create_connection(_FloorProtocol, parts.hostname, parts.port)
+        if n < len(transports):
+            transports[n], protocols[n] = transport, protocol
+        else:
             transports.append(transport)
             protocols.append(protocol)
 
     async def one(n: int) -> int:
+        if transports[n].is_closing():  # the endpoint closed it while idle: open another, as a pool does
+            await connect(n)
         protocol = protocols[n]
         transports[n].write(requests[n])
         received = 0
@@ -108,7 +112,8 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
 
     async def every_stream() -> bytes:
         if not transports:
-            await connect()
+            for n in range(len(requests)):
+                await connect(n)
         sizes = await asyncio.gather(*(one(n) for n in range(len(requests))))
         return b"%d" % sum(sizes)
 
