@@ -153,7 +153,7 @@ class RecordingProxy:
                 upstream.close()
                 with self._lock:
                     self._sockets.discard(upstream)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a socket closed by stop() under select()
             pass
         finally:
             client.close()

@@ -5,6 +5,7 @@ existing boto3 client into a fast one."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -289,3 +290,25 @@ def test_bedrock_model_ids_keep_their_dot_segments(
         assert urllib.parse.unquote(ours) == urllib.parse.unquote(theirs), paths
         segment = ours.split("/")[2]
         assert urllib.parse.unquote(segment) == model_id, f"{model_id!r} sent as {ours!r}"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_userinfo_in_endpoint_url_is_not_shown(isolated: Any, flavour: str) -> None:
+    """A password in ``endpoint_url`` stays out of the client's repr and its errors (boto3 shows it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    kwargs = {
+        "region_name": "us-east-1",
+        "endpoint_url": f"http://user:hunter2secret@127.0.0.1:{port}",
+        "config": botocore.config.Config(retries={"total_max_attempts": 1}),
+        **FAKE_KEYS,
+    }
+    outcome = evstream_stream(flavour, "sagemaker-runtime", kwargs, stream_params(tokens=1))
+    assert isinstance(outcome.error, botocore.exceptions.EndpointConnectionError), outcome
+    assert "hunter2secret" not in str(outcome.error) and "hunter2secret" not in repr(outcome.error)
+    client = evstream_client("sync", **kwargs)
+    try:
+        assert "hunter2secret" not in repr(client)
+    finally:
+        client.close()

@@ -465,3 +465,16 @@ def test_demo_sends_while_receiving() -> None:
     assert len(sent) == 13 and len(received) == 16
     assert received[0] < sent[-1]  # a reply arrived while the input was still being sent
     assert "the endpoint verified 13 of 13 event signatures" in out.getvalue()
+
+
+def test_events_larger_than_the_windows(tls: tuple[ssl.SSLContext, str], ca_file: str) -> None:
+    # A 600 KiB event through 64 KiB windows both ways: partial frames are credited as they arrive.
+    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS, window=65535) as server:
+        runtime = client(server, ca_file, window=65536, max_inflight=65536)
+        big = bytes(range(256)) * 2400
+        with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="big") as stream:
+            stream.send(big, data_type="BINARY")
+            stream.send(b"small")
+            stream.close_input()
+            assert [e["PayloadPart"]["Bytes"] for e in stream] == [big, b"small"]
+        runtime.close()

@@ -23,6 +23,7 @@ sdk_client = pytest.importorskip("aws_sdk_sagemaker_runtime_http2.client")
 sdk_config = pytest.importorskip("aws_sdk_sagemaker_runtime_http2.config")
 sdk_models = pytest.importorskip("aws_sdk_sagemaker_runtime_http2.models")
 crt_transport = pytest.importorskip("smithy_http.aio.crt")
+pytest.importorskip("awscrt")
 pytest.importorskip("h2")
 pytest.importorskip("trustme")
 

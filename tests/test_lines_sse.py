@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -262,3 +263,15 @@ def test_invalid_json_raises_before_the_end_of_the_stream() -> None:
         for _ in range(20):
             parser.feed(b'{"a": 1}\n'[:4])
             parser.feed(b'{"a": 1}\n'[4:])
+
+
+@given(
+    st.text(alphabet=st.sampled_from("ab é🙂\n\r"), max_size=200), st.lists(st.integers(0, 800), max_size=20)
+)
+@settings(max_examples=300, deadline=None)
+def test_lines_end_at_cr_lf_or_crlf_cut_anywhere(text: str, points: list[int]) -> None:
+    data = text.encode()
+    expected = re.split(r"\r\n|\r|\n", text)
+    if expected[-1] == "":
+        expected.pop()  # the terminator of the last line starts no new line
+    assert list(lines.iter_lines(cut(data, points))) == expected

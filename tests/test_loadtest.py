@@ -410,3 +410,14 @@ def test_paced_streams_on_uvloop() -> None:
 
     result = uvloop.run(main())
     assert result.errors == {} and result.output_tokens == 6 * TOKENS and result.delay.count == 6 * TOKENS
+
+
+def test_boto3_open_loop(endpoint: EmulatorThread) -> None:
+    pytest.importorskip("boto3")
+    from evstream.loadtest import Boto3Target, run_step_threads
+
+    workload = Workload("tgi", output_tokens=Distribution("constant", TOKENS), emulator={})
+    boto = Boto3Target("model", workload, endpoint_url=endpoint.url, **KEYS)
+    result = run_step_threads(boto, Step(rate=30.0, duration=0.6, warmup=0.1, seed=3))
+    assert result.errors == {} and 5 <= result.requests <= 60
+    assert result.output_tokens == result.requests * TOKENS

@@ -18,7 +18,7 @@ from .report import format_table, make_report
 
 __all__ = ["SUITES", "add_bench_arguments", "main", "run_bench", "run_cli"]
 
-SUITES = ("crc32", "decode", "encode", "e2e")
+SUITES = ("crc32", "decode", "encode", "e2e", "trickle")
 
 
 def run_bench(
@@ -34,7 +34,15 @@ def run_bench(
     facts["allocator"] = pin_allocator() if pin_malloc else "default"
     skips: list[Skip] = []
     shape = None
-    builders = {"crc32": crc_sets, "decode": decode_sets, "encode": encode_sets, "e2e": e2e_sets}
+    from .trickle import trickle_sets
+
+    builders = {
+        "crc32": crc_sets,
+        "decode": decode_sets,
+        "encode": encode_sets,
+        "e2e": e2e_sets,
+        "trickle": trickle_sets,
+    }
     # Each suite is built right before it runs, so that nothing it starts (the end-to-end endpoint
     # process) competes with the suites before it; the counts only size the progress bar.
     expected = {
@@ -42,6 +50,7 @@ def run_bench(
         "decode": len(mode.decode_matrix),
         "encode": len(mode.encode_kinds),
         "e2e": 1,
+        "trickle": 1 if mode.name == "tiny" else (9 if mode.name == "full" else 5),
     }
     suites = list(suites)
     bar = Progress(sum(expected[s] for s in suites) + (1 if capture else 0), enabled=progress)

@@ -21,8 +21,11 @@ import socket
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from .e2e import KEYS, REGION, Clients, CpuResult, PeerUnavailable, Workload, measure_cpu
+from .e2e import KEYS, REGION, Clients, CpuResult, LocalEndpoint, PeerUnavailable, Workload, measure_cpu
+from .measure import Case
+from .peers import Skip, try_import
 
 __all__ = [
     "ASYNC_WORKLOADS",
@@ -31,6 +34,7 @@ __all__ = [
     "floor_asyncio",
     "floor_sync",
     "measure_trickle",
+    "trickle_sets",
 ]
 
 ASYNC_WORKLOADS = (
@@ -82,13 +86,17 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     transports: list[asyncio.Transport] = []
     protocols: list[_FloorProtocol] = []
 
-    async def connect() -> None:
-        for _ in requests:
-            transport, protocol = await loop.create_connection(_FloorProtocol, parts.hostname, parts.port)
+    async def connect(n: int) -> None:
+        transport, protocol = await loop.create_connection(_FloorProtocol, parts.hostname, parts.port)
+        if n < len(transports):
+            transports[n], protocols[n] = transport, protocol
+        else:
             transports.append(transport)
             protocols.append(protocol)
 
     async def one(n: int) -> int:
+        if transports[n].is_closing():  # the endpoint closed it while idle: open another, as a pool does
+            await connect(n)
         protocol = protocols[n]
         transports[n].write(requests[n])
         received = 0
@@ -104,7 +112,8 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
 
     async def every_stream() -> bytes:
         if not transports:
-            await connect()
+            for n in range(len(requests)):
+                await connect(n)
         sizes = await asyncio.gather(*(one(n) for n in range(len(requests))))
         return b"%d" % sum(sizes)
 
@@ -181,3 +190,74 @@ def measure_trickle(
     floor = best["floor"].cpu_per_event
     loop = "sync" if sync else clients.loop_name
     return [TrickleResult(workload, loop, name, result.cpu_per_event, floor) for name, result in best.items()]
+
+
+def trickle_sets(mode: Any) -> tuple[list[list[Case]], list[Skip]]:
+    """The suite ``trickle`` of ``python -m evstream bench``: per workload and loop, evstream (the
+    reference of the ratios), its floor and its peer, timed with process CPU in interleaved rounds."""
+    from .cases import _CLEANUPS  # what the suites started, stopped when the run ends
+    from .peers import Impl
+
+    for module in ("evstream.sagemaker", "evstream.emulator"):
+        found = try_import(module)
+        if isinstance(found, str):
+            return [], [Skip("trickle", "all", f"{module}: {found}")]
+    if mode.name == "tiny":
+        plan = [
+            (Workload(20, streams=8, interval_ms=10.0), "asyncio"),
+            (Workload(20, interval_ms=2.5), "sync"),
+        ]
+    else:
+        loops = ("uvloop", "asyncio")
+        workloads = ASYNC_WORKLOADS if mode.name == "full" else ASYNC_WORKLOADS[:1]
+        plan = [(w, loop) for loop in loops for w in workloads] + [(SYNC_WORKLOAD, "sync")]
+    try:
+        endpoint = LocalEndpoint()
+    except Exception as exc:
+        return [], [Skip("trickle", "all", f"could not start the local endpoint: {exc}")]
+    _CLEANUPS.append(endpoint.close)
+    sets: list[list[Case]] = []
+    skips: list[Skip] = []
+    for workload, loop in plan:
+        try:
+            clients = Clients(endpoint, loop="asyncio" if loop == "sync" else loop)
+            clients.loop  # noqa: B018  (uvloop missing: skipped here)
+        except PeerUnavailable as exc:
+            skips.append(Skip("trickle", f"{loop} loop", str(exc)))
+            continue
+        _CLEANUPS.append(clients.close)
+        primary, peer = (
+            ("evstream client", "boto3") if loop == "sync" else ("evstream asyncio", "aiobotocore")
+        )
+        floor = floor_sync(clients, workload) if loop == "sync" else floor_asyncio(clients, workload)
+        runners: dict[str, Callable[[], bytes]] = {}
+        for name in (primary, peer):
+            try:
+                runners[name] = clients.runner(name, workload)
+            except PeerUnavailable as exc:
+                skips.append(Skip("trickle", name, str(exc)))
+        want = workload.expected()
+        key = f"trickle/{loop}/{workload.streams}x{workload.events}/{workload.interval_ms:g}ms"
+        what = workload.label.replace(" (client CPU)", "")
+        label = f"{loop}: {what} (client CPU; floor: {_FLOOR_WORDS[loop]})"
+        cases = []
+        for name, run in (*runners.items(), ("floor", floor)):
+
+            def check(
+                run: Callable[[], bytes] = run, floor: bool = name == "floor", want: bytes = want
+            ) -> bool:
+                return bool(run()) if floor else run() == want
+
+            impl = Impl(name, run, primary=name == primary, evstream=name.startswith("evstream"))
+            cases.append(
+                Case("trickle", key, label, impl, (), check, len(want), workload.total_events, 0, cpu=True)
+            )
+        sets.append(cases)
+    return sets, skips
+
+
+_FLOOR_WORDS = {
+    "sync": "a blocking recv loop",
+    "asyncio": "a bare asyncio.Protocol feeding a queue",
+    "uvloop": "a bare asyncio.Protocol feeding a queue",
+}

@@ -268,7 +268,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
             client, name, workload, {} if workload.bedrock else {"ContentType": args.content_type}
         )
         boto3_target = Boto3Target(name, workload, target.params, **endpoint) if args.compare_boto3 else None
-        out.write(_banner(args, endpoint, loads, duration, warmup))
+        out.write(_banner(args, workload, loads, duration, warmup))
         out.flush()
         with _pool(args, target, progress) as pool, contextlib.closing(progress):
             for step in steps:
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
 
 
 def _banner(
-    args: argparse.Namespace, endpoint: dict[str, Any], loads: list[Any], duration: float, warmup: float
+    args: argparse.Namespace, workload: Workload, loads: list[Any], duration: float, warmup: float
 ) -> str:
     what = "local endpoint" if args.local else (args.endpoint or "")
     profile = f" (emulated model: TTFT {args.ttft}, ITL {args.itl}, send-time stamps)" if args.local else ""
@@ -294,8 +294,21 @@ def _banner(
     return (
         f"Load test of {what}{profile}\n"
         f"{kind} {','.join(f'{v:g}' for v in loads)}; per step {warmup:g} s warm-up then {span}; "
-        f"template {args.template}; {workers}; {os.cpu_count()} CPUs, Python {platform.python_version()}\n\n"
+        f"template {args.template}, output tokens {workload.output_tokens}, tokens counted by "
+        f"{'event' if workload.count == 'events' else 'parsing each record'}; "
+        f"{workers} on {_loop_name(args.loop)}; "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n\n"
     )
+
+
+def _loop_name(loop: str) -> str:
+    if loop == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
 
 
 def run_cli(args: argparse.Namespace) -> int:

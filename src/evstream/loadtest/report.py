@@ -94,12 +94,22 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
         out.write(
             f"{result.client:<9}{result.label:>7} {row['requests_per_s']:>8.1f}"
             f" {row['output_tokens_per_s']:>9.0f}"
-            f" {row['stream_tokens_per_s_p50']:>13.1f} {row['requests']:>6} {row['errors']:>7}"
+            f" {_ms(row['stream_tokens_per_s_p50']):>13} {row['requests']:>6} {row['errors']:>7}"
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
             f" {row['client_cpu_wait_share_max']:>5.0%}"
             f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}"
             f" {_ms(row['late_p99_ms']):>18}{flag}\n"
         )
+    if any(len(r.workers) > 1 for r in results):
+        out.write(f"\n{'client':<9}{'load':>7} {'worker':<28} {'streams':>8} {'events':>8}")
+        out.write(f" {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8}\n")
+        for result in results:
+            for w in result.workers:
+                out.write(
+                    f"{result.client:<9}{result.label:>7} {w.name:<28} {w.streams:>8} {w.events:>8}"
+                    f" {w.cpu_us_per_event:>10.1f} {w.cpu_share:>5.0%} {w.wait_share:>5.0%}"
+                    f" {_ms(w.lag_p99_ns / 1e6):>8}\n"
+                )
     for line in comparison(results):
         out.write(f"\n{line}")
     for line in warnings(results):

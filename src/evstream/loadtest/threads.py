@@ -125,10 +125,8 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
                 if window.closed and not state["open"]:
                     break
             if step.rate:
-                if time.monotonic() >= next_arrival:
+                if time.monotonic() >= next_arrival and not window.closed:
                     next_arrival += rng.expovariate(step.rate)
-                    if window.closed:
-                        continue
                     alive = sum(t.is_alive() for t in threads)
                     if alive >= step.max_in_flight:
                         with lock:

@@ -48,7 +48,10 @@ class AsyncBidirectionalStream:
 
     def _start(self, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest) -> None:
         self._connection = connection
-        self._core = DuplexCore(connection, request, self._wake, max_inflight=self._client.max_inflight)
+        client = self._client
+        self._core = DuplexCore(
+            connection, request, self._wake, max_inflight=client.max_inflight, window=client.window
+        )
 
     def _wake(self) -> None:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more

@@ -176,12 +176,18 @@ class DuplexCore:
         *,
         max_inflight: int = 256 * 1024,
         max_frame: int = 16 * 1024 * 1024,
+        window: int = 1 << 20,
     ) -> None:
         self._lock = threading.Lock()
         self._wake = wake
         self._decoder = Decoder(max_payload_length=max_frame)
         self._messages: collections.deque[tuple[Message, int]] = collections.deque()
-        self._credit = 0  # received bytes not yet tied to a message
+        # Bytes the reader has taken but the server has not been told of yet: a window update is a task on
+        # awscrt's thread, so they are returned in batches (well under the window: never a stall).
+        self._uncredited = 0
+        self._credit_batch = max(1, window // 8)
+        self._pending = 0  # received bytes not yet tied to a message
+        self._big = max(1, window // 2)  # a partial message this large is credited as it arrives
         self._body: list[bytes] = []  # an error response's body
         self._body_bytes = 0
         self.status = 0
@@ -225,13 +231,17 @@ class DuplexCore:
             except EventStreamError as exc:
                 self.error = exc
                 messages = []
-            credit = self._credit + len(data)
-            if messages:
-                self._credit = 0
+            credit, self._pending = self._pending + len(data), 0
+            if messages:  # the bytes come back when the chunk's last message is taken
                 last = len(messages) - 1
                 self._messages.extend((m, credit if i == last else 0) for i, m in enumerate(messages))
-            else:
-                self._credit = credit
+                credit = 0
+            elif self._decoder.buffered < self._big:
+                self._pending, credit = credit, 0
+        if credit:
+            # Part of a message larger than half the window: credited as it arrives (the decoder's frame
+            # limit bounds it), or it could never arrive whole.
+            self.stream.update_window(credit)
         if messages or self.error is not None:
             self._wake()
 
@@ -266,8 +276,12 @@ class DuplexCore:
             if not self._messages:
                 return None
             message, credit = self._messages.popleft()
-        if credit:
-            self.stream.update_window(credit)  # the server may now send that many more bytes
+            self._uncredited += credit
+            credit = self._uncredited
+            if credit < self._credit_batch:
+                return message
+            self._uncredited = 0
+        self.stream.update_window(credit)  # the server may now send that many more bytes
         return message
 
     @property

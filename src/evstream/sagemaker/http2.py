@@ -113,6 +113,7 @@ class Http2Base:
         self.region = target.control.region
         self.endpoint_url = target.endpoint_url
         self.max_inflight = max_inflight
+        self.window = window
         endpoint = Endpoint(
             target.scheme, target.host, target.port, verify=target.verify,
             connect_timeout=target.connect_timeout, window=window,
@@ -229,7 +230,10 @@ class BidirectionalStream:
 
     def _start(self, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest) -> None:
         self._connection = connection
-        self._core = DuplexCore(connection, request, self._wake, max_inflight=self._client.max_inflight)
+        client = self._client
+        self._core = DuplexCore(
+            connection, request, self._wake, max_inflight=client.max_inflight, window=client.window
+        )
 
     def _wake(self) -> None:
         with self._wakeup:

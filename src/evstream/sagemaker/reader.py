@@ -32,7 +32,6 @@ BATCH = 256  # data events per feed() before the rest of the input waits for the
 
 # chunk-size [ ";" chunk-ext ] OWS, as h11 reads it; the extension is skipped (nothing uses them).
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,%d})(?:;[^\r\n]*|[ \t]*)" % MAX_SIZE_DIGITS)
-_SIZE_CRLF = re.compile(_SIZE_LINE.pattern + rb"\r\n")
 _VCHARS = rb"[\x21-\x7e\x80-\xff]+"
 _TRAILER_LINE = re.compile(
     rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?[ \t]*"
@@ -209,18 +208,21 @@ class BodyReader:
         state = self._state
         while pos < end:
             if state == _SIZE and not self._line:
-                # The common case first: whole chunks (size line, data, CRLF) inside this read.
-                match = _SIZE_CRLF.match(data, pos)
-                if match is not None and match.end() - pos <= MAX_LINE + 2:
-                    size = int(match[1], 16)
-                    start = match.end()
-                    stop = start + size
-                    if 0 < size <= SLICE and data[stop : stop + 2] == b"\r\n":
-                        self._decode(data[start:stop], events)
-                        pos = stop + 2
-                        if len(events) >= BATCH:
-                            break
-                        continue
+                # The common case first: whole chunks (a plain size line, data, CRLF) inside this read;
+                # anything else (extensions, a chunk across reads, errors) takes the general path.
+                newline = data.find(b"\r\n", pos, pos + MAX_SIZE_DIGITS + 2)
+                if newline > pos:
+                    digits = data[pos:newline]
+                    if not digits.strip(_HEX_DIGITS):
+                        size = int(digits, 16)
+                        start = newline + 2
+                        stop = start + size
+                        if 0 < size <= SLICE and data[stop : stop + 2] == b"\r\n":
+                            self._decode(data[start:stop], events)
+                            pos = stop + 2
+                            if len(events) >= BATCH:
+                                break
+                            continue
             if state == _DATA:
                 step = min(self._remaining, end - pos, SLICE)
                 self._decode(data[pos : pos + step], events)
