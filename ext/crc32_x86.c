@@ -14,10 +14,10 @@
  * ahead, and the zmm tier starts its loop on a cache line (see there).
  *
  * The xmm and ymm loops are bound by the multiplier; on long inputs they run Chorba periods: of every
- * 6 + 32 blocks the first 6 are not multiplied but XORed onto later blocks of the period, which leaves the
- * CRC unchanged because the XOR pattern is a multiple of P (gen_crc32_constants.py derives it). The XORs
- * run beside the multiplies, so 38 blocks cost what 32 did. The zmm loop has no spare XOR port on the CPUs
- * that have it (512-bit XORs share ports with the multiplier there), so it folds every block.
+ * 6 + 32 xmm (8 + 32 ymm) blocks the first 6 (8) are not multiplied but XORed onto later blocks of the
+ * period, which leaves the CRC unchanged because the XOR pattern is a multiple of P (gen_crc32_constants.py
+ * derives it). The XORs run beside the multiplies, so 38 (40) blocks cost about what 32 did. The zmm loop folds every block: on Intel,
+ * 512-bit XORs have two ports, one of them the multiplier's, and the trade was not measurable here.
  */
 #include "crc32.h"
 #include "crc32_constants.h"
@@ -70,13 +70,16 @@ static const unsigned char shift_tab[48] = {
     (PREFETCH_LINE(p, off), PREFETCH_LINE(p, (off) + 64), PREFETCH_LINE(p, (off) + 128), PREFETCH_LINE(p, (off) + 192))
 
 /* Chorba periods: block b of the folded part is first XORed with the skipped blocks of the mask
- * chorba_sources[b] (a constant wherever the period is unrolled). */
-#if EVS_CRC32_CHORBA_SKIP != 6
-#error "the Chorba prefetch lists below are written for 6 skipped blocks"
+ * chorba_sources_xmm/ymm[b] (a constant wherever the period is unrolled). */
+#if EVS_CRC32_CHORBA_SKIP_128 != 6 || EVS_CRC32_CHORBA_SKIP_256 != 8 || EVS_CRC32_CHORBA_BLOCKS != 32
+#error "the Chorba prefetch lists below are written for periods of 6 + 32 xmm and 8 + 32 ymm blocks"
 #endif
-#define CHORBA_SKIP EVS_CRC32_CHORBA_SKIP
-#define CHORBA_PERIOD (EVS_CRC32_CHORBA_SKIP + EVS_CRC32_CHORBA_BLOCKS) /* in blocks */
-static const unsigned short chorba_sources[EVS_CRC32_CHORBA_BLOCKS] = EVS_CRC32_CHORBA_SOURCES;
+#define CHORBA_SKIP_XMM EVS_CRC32_CHORBA_SKIP_128
+#define CHORBA_SKIP_YMM EVS_CRC32_CHORBA_SKIP_256
+#define CHORBA_PERIOD_XMM (16 * (CHORBA_SKIP_XMM + EVS_CRC32_CHORBA_BLOCKS)) /* bytes */
+#define CHORBA_PERIOD_YMM (32 * (CHORBA_SKIP_YMM + EVS_CRC32_CHORBA_BLOCKS))
+static const unsigned short chorba_sources_xmm[EVS_CRC32_CHORBA_BLOCKS] = EVS_CRC32_CHORBA_SOURCES_128;
+static const unsigned short chorba_sources_ymm[EVS_CRC32_CHORBA_BLOCKS] = EVS_CRC32_CHORBA_SOURCES_256;
 
 /* ---- 128-bit building blocks (inlined into every tier; VEX-encoded inside the AVX ones) ---- */
 
@@ -129,10 +132,10 @@ EVS_INLINE EVS_TARGET(TARGET_PCLMUL) uint32_t finish128(__m128i x, const unsigne
 /* Folded block b of the xmm Chorba period at p, with its skipped blocks XORed in. */
 EVS_INLINE EVS_TARGET(TARGET_PCLMUL) __m128i chorba_block128(const unsigned char *p, int b)
 {
-    const unsigned m = chorba_sources[b];
-    __m128i d = LOAD128(p + 16 * (CHORBA_SKIP + b));
+    const unsigned m = chorba_sources_xmm[b];
+    __m128i d = LOAD128(p + 16 * (CHORBA_SKIP_XMM + b));
     int j;
-    for (j = 0; j < CHORBA_SKIP; j++) /* unrolled: m and j are constants */
+    for (j = 0; j < CHORBA_SKIP_XMM; j++) /* unrolled: m and j are constants */
         if (m >> j & 1)
             d = _mm_xor_si128(d, LOAD128(p + 16 * j));
     return d;
@@ -168,10 +171,10 @@ EVS_INLINE EVS_TARGET(TARGET_PCLMUL) uint32_t crc_xmm(uint32_t crc, const unsign
             x4 = LOAD128(p + 64), x5 = LOAD128(p + 80), x6 = LOAD128(p + 96), x7 = LOAD128(p + 112);
             p += 128;
             len -= 128;
-            /* Chorba periods of 38 blocks; the first round carries the accumulators over the 6 skipped. */
-            while (len >= 16 * CHORBA_PERIOD) { /* 608 bytes: 10 lines */
-                const __m128i kskip = K128(CHORBA128);
-                if (len >= 16 * CHORBA_PERIOD + PREFETCH_AHEAD) {
+            /* Chorba periods; the first round carries the accumulators over the skipped blocks. */
+            while (len >= CHORBA_PERIOD_XMM) { /* 608 bytes: 10 lines */
+                const __m128i kskip = K128(CHORBA_128);
+                if (len >= CHORBA_PERIOD_XMM + PREFETCH_AHEAD) {
                     PREFETCH_4_LINES(p, 0);
                     PREFETCH_4_LINES(p, 256);
                     PREFETCH_LINE(p, 512);
@@ -181,8 +184,8 @@ EVS_INLINE EVS_TARGET(TARGET_PCLMUL) uint32_t crc_xmm(uint32_t crc, const unsign
                 CHORBA_ROUND_XMM(1, k1024);
                 CHORBA_ROUND_XMM(2, k1024);
                 CHORBA_ROUND_XMM(3, k1024);
-                p += 16 * CHORBA_PERIOD;
-                len -= 16 * CHORBA_PERIOD;
+                p += CHORBA_PERIOD_XMM;
+                len -= CHORBA_PERIOD_XMM;
             }
             while (len >= 128) {
                 if (len >= 128 + PREFETCH_AHEAD) {
@@ -275,10 +278,10 @@ EVS_INLINE EVS_TARGET(TARGET_AVX2) __m128i ymm_to_xmm(__m256i y)
 /* Folded block b of the ymm Chorba period at p (32-byte blocks: the same pattern, squared). */
 EVS_INLINE EVS_TARGET(TARGET_AVX2) __m256i chorba_block256(const unsigned char *p, int b)
 {
-    const unsigned m = chorba_sources[b];
-    __m256i d = LOAD256(p + 32 * (CHORBA_SKIP + b));
+    const unsigned m = chorba_sources_ymm[b];
+    __m256i d = LOAD256(p + 32 * (CHORBA_SKIP_YMM + b));
     int j;
-    for (j = 0; j < CHORBA_SKIP; j++) /* unrolled: m and j are constants */
+    for (j = 0; j < CHORBA_SKIP_YMM; j++) /* unrolled: m and j are constants */
         if (m >> j & 1)
             d = _mm256_xor_si256(d, LOAD256(p + 32 * j));
     return d;
@@ -314,23 +317,21 @@ EVS_INLINE EVS_TARGET(TARGET_AVX2) uint32_t crc_ymm(uint32_t crc, const unsigned
                 y4 = LOAD256(p + 128), y5 = LOAD256(p + 160), y6 = LOAD256(p + 192), y7 = LOAD256(p + 224);
                 p += 256;
                 len -= 256;
-                while (len >= 32 * CHORBA_PERIOD) { /* 1216 bytes: 19 lines */
-                    const __m256i kskip = K256(CHORBA256);
-                    if (len >= 32 * CHORBA_PERIOD + PREFETCH_AHEAD) {
+                while (len >= CHORBA_PERIOD_YMM) { /* 1280 bytes: 20 lines */
+                    const __m256i kskip = K256(CHORBA_256);
+                    if (len >= CHORBA_PERIOD_YMM + PREFETCH_AHEAD) {
                         PREFETCH_4_LINES(p, 0);
                         PREFETCH_4_LINES(p, 256);
                         PREFETCH_4_LINES(p, 512);
                         PREFETCH_4_LINES(p, 768);
-                        PREFETCH_LINE(p, 1024);
-                        PREFETCH_LINE(p, 1088);
-                        PREFETCH_LINE(p, 1152);
+                        PREFETCH_4_LINES(p, 1024);
                     }
                     CHORBA_ROUND_YMM(0, kskip);
                     CHORBA_ROUND_YMM(1, k2048);
                     CHORBA_ROUND_YMM(2, k2048);
                     CHORBA_ROUND_YMM(3, k2048);
-                    p += 32 * CHORBA_PERIOD;
-                    len -= 32 * CHORBA_PERIOD;
+                    p += CHORBA_PERIOD_YMM;
+                    len -= CHORBA_PERIOD_YMM;
                 }
                 while (len >= 256) {
                     if (len >= 256 + PREFETCH_AHEAD) {

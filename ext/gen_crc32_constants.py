@@ -24,16 +24,16 @@ import sys
 POLY = 0x104C11DB7  # x^32 + ... + 1, normal form; reflected 32-bit form 0xEDB88320
 POLY_REFLECTED = 0xEDB88320
 
-# Chorba periods (see chorba_sources): skipped blocks per period; the first round of a period folds the
-# 8 accumulators over 8 + CHORBA_SKIP blocks (of 128 bits for xmm, 256 for ymm). Measured on Zen 3 with
-# 6, 10 and 16: the xmm loop was fastest at 6 and slower beyond (the XORs and loads start to bind), the
-# ymm loop within 2 % from 6 to 10.
-CHORBA_SKIP = 6
+# Chorba periods (see chorba_sources): skipped blocks per period, per register width in bits; the first
+# round of a period folds the 8 accumulators over 8 + skip blocks. Measured on Zen 3 with 6, 7, 8, 10 and
+# 16: the xmm loop was fastest at 6 (-4 % at 7 and 8: its XORs and loads start to bind), the ymm loop at 8
+# (+3 % over 6, less at 10 and 16).
+CHORBA_SKIP = {128: 6, 256: 8}
 CHORBA_BLOCKS = 32
 
 # bits; every fold any kernel uses
 FOLD_DISTANCES = tuple(
-    sorted({128, 256, 384, 512, 640, 768, 1024, 2048, 4096, 128 * (8 + CHORBA_SKIP), 256 * (8 + CHORBA_SKIP)})
+    sorted({128, 256, 384, 512, 640, 768, 1024, 2048, 4096, *(w * (8 + k) for w, k in CHORBA_SKIP.items())})
 )
 
 
@@ -140,9 +140,8 @@ def chorba_offsets():
     return sorted(max(t) - e for e in t if e != max(t))
 
 
-def chorba_sources(skip=None):
+def chorba_sources(skip):
     """Per folded block b of a period (block skip + b): the mask of original skipped blocks XORed into it."""
-    skip = CHORBA_SKIP if skip is None else skip
     offsets = chorba_offsets()
     assert skip - 1 + max(offsets) < skip + CHORBA_BLOCKS, "every skipped block must land inside the period"
     moved = []  # moved[i]: block i's content after the moves, as a mask of original skipped blocks
@@ -197,16 +196,18 @@ def render():
     w("#define EVS_CRC32_BARRETT_MU UINT64_C(0x%016x)" % mu)
     w("#define EVS_CRC32_BARRETT_P UINT64_C(0x%016x)" % p)
     w("")
-    w("/* Chorba periods (see the script): CHORBA_SKIP blocks folded away by XOR, then CHORBA_BLOCKS blocks")
-    w(" * folded by multiplication; CHORBA_SOURCES[b] = mask of the skipped blocks XORed into folded block b")
+    w("/* Chorba periods (see the script), per register width W: CHORBA_SKIP_W blocks folded away")
+    w(" * by XOR, then CHORBA_BLOCKS blocks folded by multiplication, the first 8 over FOLD_CHORBA_W;")
+    w(" * CHORBA_SOURCES_W[b] = mask of the skipped blocks XORed into folded block b")
     w(" * (offsets %s). */" % ", ".join(map(str, chorba_offsets())))
-    w("#define EVS_CRC32_CHORBA_SKIP %d" % CHORBA_SKIP)
-    for bits in (128, 256):
-        lo, hi = fold_pair(bits * (8 + CHORBA_SKIP))
-        w("#define EVS_CRC32_FOLD_CHORBA%d_LO UINT64_C(0x%016x)" % (bits, lo))
-        w("#define EVS_CRC32_FOLD_CHORBA%d_HI UINT64_C(0x%016x)" % (bits, hi))
     w("#define EVS_CRC32_CHORBA_BLOCKS %d" % CHORBA_BLOCKS)
-    w("#define EVS_CRC32_CHORBA_SOURCES {%s}" % ", ".join("0x%04x" % m for m in chorba_sources()))
+    for bits, skip in CHORBA_SKIP.items():
+        lo, hi = fold_pair(bits * (8 + skip))
+        w("#define EVS_CRC32_CHORBA_SKIP_%d %d" % (bits, skip))
+        w("#define EVS_CRC32_FOLD_CHORBA_%d_LO UINT64_C(0x%016x)" % (bits, lo))
+        w("#define EVS_CRC32_FOLD_CHORBA_%d_HI UINT64_C(0x%016x)" % (bits, hi))
+        masks = ", ".join("0x%04x" % m for m in chorba_sources(skip))
+        w("#define EVS_CRC32_CHORBA_SOURCES_%d {%s}" % (bits, masks))
     w("")
     w("/* ARM stream merge: reflected x^(8*N - 33) mod P for N bytes per stream. */")
     for n in ARM_STREAM_BLOCKS:
