@@ -58,13 +58,9 @@ def _client(args: argparse.Namespace) -> Any:
         return make(**kwargs)
     except Exception as exc:
         name = type(exc).__name__
-        if name in (
-            "ProfileNotFound",
-            "NoRegionError",
-            "InvalidRegionError",
-            "ValueError",
-            "InvalidConfigError",
-        ):
+        if name == "NoRegionError":
+            raise UsageError("no AWS region: give --region, set AWS_REGION, or use a profile with one") from None
+        if name in ("ProfileNotFound", "InvalidRegionError", "ValueError", "InvalidConfigError"):
             raise UsageError(one_line(exc)) from None
         raise
 
