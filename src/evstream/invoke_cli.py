@@ -59,7 +59,8 @@ def _client(args: argparse.Namespace) -> Any:
     except Exception as exc:
         name = type(exc).__name__
         if name == "NoRegionError":
-            raise UsageError("no AWS region: give --region, set AWS_REGION, or use a profile with one") from None
+            hint = "give --region, set AWS_REGION, or use a profile with one"
+            raise UsageError(f"no AWS region: {hint}") from None
         if name in ("ProfileNotFound", "InvalidRegionError", "ValueError", "InvalidConfigError"):
             raise UsageError(one_line(exc)) from None
         raise
