@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import ssl as ssl_module
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -45,6 +44,8 @@ import h2.settings
 from .. import Decoder, EventStreamError
 from ..sagemaker.event_signing import EVENT_STREAM_PAYLOAD, EventSignatureError, EventVerifier
 from .bidi import BIDI_FAULTS, HTTP_FAULTS, MODES, Bidi, Exchange, Model, input_error
+from .listener import Listener
+from .process import ServerThread
 from .sigv4 import verify_sigv4
 
 __all__ = [
@@ -340,7 +341,7 @@ class _Connection:
             self.streams.pop(stream.id, None)
 
 
-class Http2Endpoint:
+class Http2Endpoint(Listener):
     """The HTTP/2 listener, on the current event loop.
 
     ``ssl``: a server context (ALPN ``h2`` is set on it); without one the listener speaks cleartext
@@ -360,9 +361,7 @@ class Http2Endpoint:
         window: int = 65535,
         record: int = 1000,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.ssl = ssl
+        super().__init__(host, port, ssl)
         if ssl is not None:
             ssl.set_alpn_protocols(["h2"])
         self.bidi = bidi or Bidi()
@@ -371,37 +370,8 @@ class Http2Endpoint:
         self.variant = variant
         self.window = window
         self.exchanges: collections.deque[Exchange] = collections.deque(maxlen=record)
-        self.accepted_connections = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
-
-    def track(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, ssl=self.ssl)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-        if self._server is not None:
-            await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.track(task)
-        self.accepted_connections += 1
         try:
             ssl_object = writer.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
@@ -429,35 +399,12 @@ def tls_context(directory: str, host: str = "127.0.0.1") -> tuple[ssl_module.SSL
     return context, path
 
 
-class Http2EndpointThread:
-    """An :class:`Http2Endpoint` on a thread with its own event loop (tests, the demo, benchmarks)."""
+class Http2EndpointThread(ServerThread):
+    """An :class:`Http2Endpoint` (given, or made from ``kwargs``) on its own thread."""
 
     def __init__(self, endpoint: Http2Endpoint | None = None, **kwargs: Any) -> None:
         self.endpoint = endpoint or Http2Endpoint(**kwargs)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="evstream-http2", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return self.endpoint.url
-
-    def start(self) -> Http2EndpointThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.endpoint.start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.endpoint.close(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> Http2EndpointThread:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(self.endpoint, name="evstream-http2")
 
 
 async def start_listeners(
