@@ -338,8 +338,12 @@ class AsyncEventStream(StreamState):
                 while True:
                     if self._closed:
                         return
-                    if connection.ready:
-                        batch = self._batch = connection.take()
+                    batch = connection.ready
+                    if batch:
+                        self._batch = batch
+                        connection.ready = []
+                        if connection.paused:
+                            connection.refill()
                         self._delivered = True
                         for event in batch:
                             yield event
