@@ -152,8 +152,11 @@ class _AsyncClient(Http2Base):
     exceptions = Exceptions
 
     async def _open(self, params: dict[str, Any]) -> AsyncBidirectionalStream:
+        loop = asyncio.get_running_loop()
+        if self._target.refresh_needed():  # never block the loop on the credential provider's network call
+            await loop.run_in_executor(None, self._target.credentials)
         request, signer = self._request(params)
-        stream = AsyncBidirectionalStream(self, signer, asyncio.get_running_loop())
+        stream = AsyncBidirectionalStream(self, signer, loop)
         timeout = self._target.connect_timeout + 1
         try:
             connection = await asyncio.wait_for(asyncio.wrap_future(self._pool.acquire()), timeout)
