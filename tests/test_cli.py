@@ -135,6 +135,7 @@ def test_help_is_plain_text_with_a_description_and_an_example(command: str) -> N
         (["invoke", "e", "{}", "--format", "nope", "--endpoint-url", "http://127.0.0.1:9"], ["nope"]),
         (["invoke", "e", "{}", "--output", "raw", "--format", "tgi"], ["--format"]),
         (["invoke", "e", "{}", "--profile", "nope"], ["nope"]),
+        (["invoke", "e", "{}"], ["no AWS region", "--region"]),
         (["invoke", "e", "{}", "--max-attempts", "0"], ["--max-attempts"]),
         (["invoke", "e", "{}", "--event-timeout", "-1"], ["--event-timeout"]),
         (["decode", "/nonexistent/file"], ["/nonexistent/file"]),

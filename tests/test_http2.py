@@ -177,6 +177,9 @@ def test_errors_before_the_stream(endpoint: Http2EndpointThread, ca_file: str, f
     assert isinstance(info.value, errors.ServiceError)  # a botocore ClientError
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 424, 500, 503)
     assert info.value.response["Error"]["Message"] == f"Emulated {fault}"
+    if fault == "model-error":
+        assert (info.value.original_status_code, info.value.original_message) == (500, "model failed")
+        assert info.value.log_stream_arn.endswith("/Endpoints/fault")
 
 
 @pytest.mark.parametrize(

@@ -230,3 +230,44 @@ def test_bedrock(endpoint: Http2EndpointThread, ca_file: str) -> None:
         return chunks
 
     assert asyncio.run(main()) == [b"chunk %d" % i for i in range(50)]
+
+
+def test_credentials_refreshed_off_the_event_loop(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    import datetime
+    import threading
+
+    import botocore.credentials
+    import botocore.session
+
+    refreshed_on: list[str] = []
+
+    def metadata(seconds: int) -> dict[str, object]:
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+        keys = {"access_key": "AKIDHTTP2", "secret_key": "http2-secret", "token": None}
+        return {**keys, "expiry_time": expiry.isoformat()}
+
+    def refresh() -> dict[str, object]:
+        refreshed_on.append(threading.current_thread().name)
+        return metadata(3600)
+
+    session = botocore.session.Session()
+    # Expiring within botocore's advisory window: the next use refreshes them.
+    session._credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+        metadata=metadata(60), refresh_using=refresh, method="test"
+    )
+
+    async def main() -> tuple[list[bytes], str]:
+        runtime = async_http2_client(
+            endpoint_url=endpoint.url, verify=ca_file, region_name="us-west-2", session=session
+        )
+        stream = await runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="refresh")
+        async with stream:
+            await stream.send(b"fresh")
+            await stream.close_input()
+            out = [event["PayloadPart"]["Bytes"] async for event in stream]
+        await runtime.close()
+        return out, threading.current_thread().name
+
+    out, loop_thread = asyncio.run(main())
+    assert out == [b"fresh"]
+    assert refreshed_on and loop_thread not in refreshed_on  # the expiring credentials were renewed elsewhere

@@ -297,3 +297,18 @@ def test_random_bytes_raise_only_typed_errors(data: bytes, points: list[int]) ->
     for view in (lines.iter_tokens, lines.iter_json, lines.iter_sse, lines.iter_lines):
         with contextlib.suppress(*TYPED_ERRORS):
             list(view(cut(data, points)))
+
+
+def test_a_stream_that_raised_gives_nothing_more() -> None:
+    chunks = [chunk.encode() for chunk in STREAMS["tgi-error"]["chunks"]] + [
+        b'data:{"token": {"text": "x"}}\n\n'
+    ]
+    stream = lines.iter_tokens(chunks)
+    with pytest.raises(lines.InBandError):
+        list(stream)
+    assert list(stream) == []
+    broken = lines.iter_json([b'{"a": 1}\n{"b": }\n', b'{"c": 3}\n'])
+    assert next(broken) == {"a": 1}
+    with pytest.raises(lines.InvalidJSON):
+        next(broken)
+    assert list(broken) == []

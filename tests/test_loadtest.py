@@ -421,3 +421,52 @@ def test_boto3_open_loop(endpoint: EmulatorThread) -> None:
     result = run_step_threads(boto, Step(rate=30.0, duration=0.6, warmup=0.1, seed=3))
     assert result.errors == {} and 5 <= result.requests <= 60
     assert result.output_tokens == result.requests * TOKENS
+
+
+def synthetic(client: str, concurrency: int, delay_ms: float, **load: float) -> StepResult:
+    from evstream.loadtest import WorkerLoad
+
+    result = StepResult(client, concurrency=concurrency, requests=10, output_tokens=100, window_ns=10**9)
+    result.window_tokens = 100
+    for n in range(100):
+        result.ttft.record(200_000_000 + n)
+        result.itl.record(20_000_000 + n)
+        result.delay.record(round(delay_ms * 1e6) + n)
+        result.late.record(round(load.get("late_ms", 0) * 1e6))
+    result.e2e.record(1_000_000_000)
+    worker = WorkerLoad("host:1", 10**9, cpu_s=load.get("cpu", 0.1), events=100, span_s=1.0)
+    worker.wait_s = load.get("wait", 0.0)
+    worker.lag_p99_ns = load.get("lag_ms", 0.1) * 1e6
+    result.workers.append(worker)
+    return result
+
+
+def test_report_says_what_limited_each_step(tmp_path: pytest.TempPathFactory) -> None:
+    import io
+
+    from evstream.loadtest.report import comparison, csv_text, dump_json, summary, table, warnings
+
+    ours = synthetic("evstream", 64, 0.5)
+    theirs = synthetic("boto3", 64, 40.0, cpu=0.9)
+    starved = synthetic("evstream", 1000, 9.0, wait=0.3, late_ms=80)
+    results = [ours, theirs, starved]
+    assert comparison(results) == [
+        "at 64: client delay p99 0.50 ms with evstream, 40.0 ms with boto3 threads; ITL p99 as reported: "
+        "20.0 vs 20.0 ms"
+    ]
+    notes = "\n".join(warnings(results))
+    assert "boto3 at 64: client-bound" in notes and "evstream at 64" not in notes
+    assert "evstream at 1000: the machine is busy" in notes and "fell behind its latency profile" in notes
+    row = summary(ours)
+    assert row["output_tokens_per_s"] == 100.0
+    assert row["delay_p99_ms"] == pytest.approx(0.5, abs=0.001) and row["exact_percentiles"]
+    out = io.StringIO()
+    table(results, out)
+    assert "client-bound" in out.getvalue() and "machine busy" in out.getvalue()
+    lines = csv_text(results).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("client,concurrency")
+    out = io.StringIO()
+    dump_json(results, {"endpoint": "local"}, out)
+    document = json.loads(out.getvalue())
+    assert [s["summary"]["client"] for s in document["steps"]] == ["evstream", "boto3", "evstream"]
+    assert Histogram.from_dict(document["steps"][0]["histograms"]["ttft"]).count == 100

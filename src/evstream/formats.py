@@ -513,23 +513,30 @@ class _SyncStream(_Outcome, Generic[T]):
         self._chunks: Iterator[Chunk] | None = iter(chunks)
         self._ready: list[Any] = []
         self._next = 0
+        self._finished = False  # ended or raised: like a generator, it gives nothing more
 
     def __iter__(self) -> _SyncStream[T]:
         return self
 
     def __next__(self) -> T:
         while self._next >= len(self._ready):
-            self._parser.raise_error()
-            if self._chunks is None:
+            if self._finished:
                 raise StopIteration
-            self._next = 0
             try:
-                chunk = next(self._chunks)
-            except StopIteration:
-                self._chunks = None
-                self._ready = self._parser.close()
-            else:
-                self._ready = self._parser.feed(chunk)
+                self._parser.raise_error()
+                if self._chunks is None:
+                    raise StopIteration
+                try:
+                    chunk = next(self._chunks)
+                except StopIteration:
+                    self._chunks = None
+                    ready = self._parser.close()
+                else:
+                    ready = self._parser.feed(chunk)
+            except BaseException:
+                self._finished = True
+                raise
+            self._ready, self._next = ready, 0
         item: T = self._ready[self._next]
         self._next += 1
         return item
@@ -537,7 +544,7 @@ class _SyncStream(_Outcome, Generic[T]):
     def close(self) -> None:
         """Stop reading: closes the chunk source when it can be closed (a generator, a stream)."""
         chunks, self._chunks = self._chunks, None
-        self._ready = []
+        self._ready, self._finished = [], True
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
@@ -549,23 +556,30 @@ class _AsyncStream(_Outcome, Generic[T]):
         self._chunks: AsyncIterator[Chunk] | None = chunks.__aiter__()
         self._ready: list[Any] = []
         self._next = 0
+        self._finished = False
 
     def __aiter__(self) -> _AsyncStream[T]:
         return self
 
     async def __anext__(self) -> T:
         while self._next >= len(self._ready):
-            self._parser.raise_error()
-            if self._chunks is None:
+            if self._finished:
                 raise StopAsyncIteration
-            self._next = 0
             try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                self._chunks = None
-                self._ready = self._parser.close()
-            else:
-                self._ready = self._parser.feed(chunk)
+                self._parser.raise_error()
+                if self._chunks is None:
+                    raise StopAsyncIteration
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    self._chunks = None
+                    ready = self._parser.close()
+                else:
+                    ready = self._parser.feed(chunk)
+            except BaseException:
+                self._finished = True
+                raise
+            self._ready, self._next = ready, 0
         item: T = self._ready[self._next]
         self._next += 1
         return item
@@ -573,7 +587,7 @@ class _AsyncStream(_Outcome, Generic[T]):
     async def aclose(self) -> None:
         """Stop reading: closes the chunk source when it can be closed."""
         chunks, self._chunks = self._chunks, None
-        self._ready = []
+        self._ready, self._finished = [], True
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
             await aclose()

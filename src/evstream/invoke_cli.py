@@ -58,13 +58,10 @@ def _client(args: argparse.Namespace) -> Any:
         return make(**kwargs)
     except Exception as exc:
         name = type(exc).__name__
-        if name in (
-            "ProfileNotFound",
-            "NoRegionError",
-            "InvalidRegionError",
-            "ValueError",
-            "InvalidConfigError",
-        ):
+        if name == "NoRegionError":
+            hint = "give --region, set AWS_REGION, or use a profile with one"
+            raise UsageError(f"no AWS region: {hint}") from None
+        if name in ("ProfileNotFound", "InvalidRegionError", "ValueError", "InvalidConfigError"):
             raise UsageError(one_line(exc)) from None
         raise
 

@@ -65,6 +65,11 @@ def _signed_requests(url: str, workload: Workload) -> list[bytes]:
     return requests
 
 
+def _address(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
 class _FloorProtocol(asyncio.Protocol):
     """The least an asyncio client can do: hand each read to a queue."""
 
@@ -81,13 +86,13 @@ class _FloorProtocol(asyncio.Protocol):
 def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     """The floor runner of ``workload`` on ``clients``' loop: it returns the bytes of every response."""
     requests = _signed_requests(clients.endpoint.url, workload)
-    parts = urllib.parse.urlsplit(clients.endpoint.url)
+    host, port = _address(clients.endpoint.url)
     loop = clients.loop
     transports: list[asyncio.Transport] = []
     protocols: list[_FloorProtocol] = []
 
     async def connect(n: int) -> None:
-        transport, protocol = await loop.create_connection(_FloorProtocol, parts.hostname, parts.port)
+        transport, protocol = await loop.create_connection(_FloorProtocol, host, port)
         if n < len(transports):
             transports[n], protocols[n] = transport, protocol
         else:
@@ -128,8 +133,7 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
 def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     """The sync floor: a blocking ``recv`` loop per stream, one stream after another."""
     requests = _signed_requests(clients.endpoint.url, workload)
-    parts = urllib.parse.urlsplit(clients.endpoint.url)
-    sock = socket.create_connection((parts.hostname, parts.port))
+    sock = socket.create_connection(_address(clients.endpoint.url))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     clients._closers.append(sock.close)
 

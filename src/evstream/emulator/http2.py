@@ -15,7 +15,7 @@ the event (so a client that sends faster than the model reads waits), and respon
 the window the client grants (so a client that stops reading stops the model, and neither side buffers
 without bound).
 
-What a stream does is set by :class:`Bidi`, overridden per SageMaker request by ``ModelQueryString``
+What a stream does is set by :class:`.bidi.Bidi`, overridden per SageMaker request by ``ModelQueryString``
 (``mode=conversation&parts=3&fault=reset&after=5``): ``echo`` answers each part as it arrives;
 ``conversation`` takes turns, answering once a part says ``CompletionState=COMPLETE``.
 """
@@ -23,16 +23,12 @@ What a stream does is set by :class:`Bidi`, overridden per SageMaker request by 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
-import dataclasses
 import json
 import logging
 import os
 import re
 import ssl as ssl_module
-import threading
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -45,9 +41,11 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from .. import Decoder, EventStreamError, encode
+from .. import Decoder, EventStreamError
 from ..sagemaker.event_signing import EVENT_STREAM_PAYLOAD, EventSignatureError, EventVerifier
-from .events import exception_frame
+from .bidi import BIDI_FAULTS, HTTP_FAULTS, MODES, Bidi, Exchange, Model, input_error
+from .listener import Listener
+from .process import ServerThread
 from .sigv4 import verify_sigv4
 
 __all__ = [
@@ -66,68 +64,6 @@ _SAGEMAKER = re.compile(r"/endpoints/([^/]+)/invocations-bidirectional-stream")
 _BEDROCK = re.compile(r"/model/([^/]+)/invoke-with-bidirectional-stream")
 _EVENTSTREAM = "application/vnd.amazon.eventstream"
 
-# fault -> (status, SageMaker error type, Bedrock error type) for faults before the stream.
-HTTP_FAULTS = {
-    "input-validation": (400, "InputValidationError", "ValidationException"),
-    "model-error": (424, "ModelError", "ModelErrorException"),
-    "internal-server": (500, "InternalServerError", "InternalServerException"),
-    "service-unavailable": (503, "ServiceUnavailableError", "ServiceUnavailableException"),
-}
-# Faults inside the stream, after `after` response events.
-STREAM_FAULTS = ("model-stream-error", "internal-stream-failure", "reset", "stall")
-BIDI_FAULTS = (*HTTP_FAULTS, *STREAM_FAULTS)
-MODES = ("echo", "conversation")
-
-
-@dataclasses.dataclass(frozen=True)
-class Bidi:
-    """What a bidirectional stream does."""
-
-    mode: str = "echo"
-    parts: int = 1  # conversation: response parts per turn
-    fault: str = ""
-    after: int = 0  # response events before an in-stream fault
-    stall: float = 30.0  # seconds the "stall" fault holds the stream silent
-    delay: float = 0.0  # seconds before each response event (a model producing tokens at a pace)
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}")
-        if self.fault and self.fault not in BIDI_FAULTS:
-            raise ValueError(f"fault must be one of {', '.join(BIDI_FAULTS)}")
-        if self.parts < 1 or self.after < 0 or self.stall < 0 or not 0 <= self.delay <= 60:
-            raise ValueError("parts must be >= 1, after and stall >= 0, delay 0-60 s")
-
-    def with_query(self, query: str) -> Bidi:
-        """Overrides from a ``ModelQueryString`` (unknown names are the model's, and ignored)."""
-        values = dict(urllib.parse.parse_qsl(query))
-        changes: dict[str, Any] = {}
-        names = (
-            ("mode", str),
-            ("parts", int),
-            ("fault", str),
-            ("after", int),
-            ("stall", float),
-            ("delay", float),
-        )
-        for name, kind in names:
-            if name in values:
-                changes[name] = kind(values[name])
-        return dataclasses.replace(self, **changes)
-
-
-@dataclasses.dataclass
-class Exchange:
-    """One bidirectional stream as the endpoint saw it (kept, bounded, for tests)."""
-
-    operation: str  # "sagemaker" or "bedrock"
-    target: str  # endpoint name or model id
-    headers: dict[str, str]
-    events_in: int = 0  # input events whose signature was verified
-    events_out: int = 0
-    signed_end: bool = False  # the input ended with its signed empty envelope
-    error: str = ""  # why the endpoint ended the stream early
-
 
 class _Stream:
     """The endpoint's side of one HTTP/2 stream: decoded input events in, flow-control credit out."""
@@ -142,6 +78,25 @@ class _Stream:
         self.error: Exception | None = None
         self.closed = False
         self.task: asyncio.Task[None] | None = None
+
+
+class _Channel:
+    """A stream of a connection, as :class:`Model` uses it."""
+
+    def __init__(self, connection: _Connection, stream: _Stream) -> None:
+        self.connection = connection
+        self.stream = stream
+        self.exchange = stream.exchange
+
+    async def receive(self) -> tuple[dict[str, Any], bytes] | None:
+        return await self.connection._receive(self.stream)
+
+    async def send(self, frame: bytes, end: bool = False) -> None:
+        await self.connection._send(self.stream, frame, end)
+
+    def reset(self) -> None:
+        self.connection.h2.reset_stream(self.stream.id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        self.connection.flush()
 
 
 class _Connection:
@@ -256,8 +211,10 @@ class _Connection:
         stream.task = asyncio.ensure_future(self._serve(stream, behavior, request_id))
         endpoint.track(stream.task)
 
-    def _refuse(self, stream_id: int, status: int, error_type: str, message: str, request_id: str) -> None:
-        body = json.dumps({"Message": message, "message": message}).encode()
+    def _refuse(
+        self, stream_id: int, status: int, error_type: str, message: str, request_id: str, **members: Any
+    ) -> None:
+        body = json.dumps({"Message": message, "message": message, **members}).encode()
         headers = [
             (":status", str(status)),
             ("content-type", "application/json"),
@@ -344,8 +301,21 @@ class _Connection:
         try:
             if behavior.fault in HTTP_FAULTS:
                 status, sagemaker_type, bedrock_type = HTTP_FAULTS[behavior.fault]
-                self._refuse(stream.id, status, bedrock_type if bedrock else sagemaker_type,
-                             f"Emulated {behavior.fault}", request_id)  # fmt: skip
+                members: dict[str, Any] = {}
+                if behavior.fault == "model-error" and bedrock:  # the container's answer, as reported
+                    members = {"originalStatusCode": 500, "resourceName": exchange.target}
+                elif behavior.fault == "model-error":
+                    log_group = "arn:aws:logs:local:000000000000:log-group:/aws/sagemaker/Endpoints/"
+                    members = {
+                        "OriginalStatusCode": 500,
+                        "OriginalMessage": "model failed",
+                        "LogStreamArn": log_group + exchange.target,
+                        "ErrorCode": "ModelError",
+                    }
+                error_type = bedrock_type if bedrock else sagemaker_type
+                self._refuse(
+                    stream.id, status, error_type, f"Emulated {behavior.fault}", request_id, **members
+                )
                 self.flush()
                 return
             response = [(":status", "200"), ("content-type", _EVENTSTREAM), ("x-amzn-requestid", request_id)]
@@ -353,12 +323,12 @@ class _Connection:
                 response.append(("x-amzn-invoked-production-variant", self.endpoint.variant))
             self.h2.send_headers(stream.id, response)
             self.flush()
-            model = _Model(self, stream, behavior, bedrock)
+            model = Model(_Channel(self, stream), behavior, bedrock)
             try:
                 await model.run()
             except EventSignatureError as exc:
                 exchange.error = str(exc)
-                await self._send(stream, _input_error(str(exc), bedrock), end=True)
+                await self._send(stream, input_error(str(exc), bedrock), end=True)
                 return
             if model.reset:
                 return
@@ -371,128 +341,7 @@ class _Connection:
             self.streams.pop(stream.id, None)
 
 
-def _input_error(message: str, bedrock: bool) -> bytes:
-    if bedrock:
-        return exception_frame("validationException", {"message": message})
-    headers = {
-        ":message-type": "error",
-        ":error-code": "InputValidationError",
-        ":error-message": message,
-    }
-    return encode(headers, b"")
-
-
-class _Model:
-    """The behaviour of one stream: reads input events, writes response events, injects the fault."""
-
-    def __init__(self, connection: _Connection, stream: _Stream, behavior: Bidi, bedrock: bool) -> None:
-        self.connection = connection
-        self.stream = stream
-        self.behavior = behavior
-        self.bedrock = bedrock
-        self.reset = False
-        self.turn: list[bytes] = []
-        self.turns = 0
-
-    async def run(self) -> None:
-        if self.behavior.fault and self.behavior.after == 0 and await self._fault():
-            return
-        while (item := await self.connection._receive(self.stream)) is not None:
-            headers, payload = item
-            part = self._part(headers, payload)
-            if part is None:
-                continue
-            data, data_type, state = part
-            if self.behavior.mode == "echo":
-                if await self._answer(data, data_type, state):
-                    return
-                continue
-            self.turn.append(data)
-            if state != "PARTIAL" and await self._reply(data_type):
-                return
-        if self.turn:  # a last turn the client left open
-            await self._reply("UTF8")
-
-    def _part(self, headers: Mapping[str, Any], payload: bytes) -> tuple[bytes, str, str] | None:
-        expected = "chunk" if self.bedrock else "PayloadPart"
-        if headers.get(":message-type", "event") != "event" or headers.get(":event-type") != expected:
-            raise EventSignatureError(f"Expected {expected} events, got {headers.get(':event-type')!r}")
-        if self.bedrock:
-            try:
-                return base64.b64decode(json.loads(payload)["bytes"], validate=True), "BINARY", "COMPLETE"
-            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-                raise EventSignatureError(f"Malformed chunk event: {exc}") from None
-        return (
-            payload,
-            str(headers.get("DataType", "BINARY")),
-            str(headers.get("CompletionState", "COMPLETE")),
-        )
-
-    async def _reply(self, data_type: str) -> bool:
-        self.turns += 1
-        text = b"".join(self.turn)
-        self.turn.clear()
-        answer = b"turn %d: %s" % (self.turns, text)
-        count = self.behavior.parts
-        size = -(-len(answer) // count)
-        for index in range(count):
-            piece = answer[index * size : (index + 1) * size]
-            if await self._answer(piece, data_type, "COMPLETE" if index == count - 1 else "PARTIAL"):
-                return True
-        return False
-
-    async def _answer(self, data: bytes, data_type: str, state: str) -> bool:
-        """Send one response event; True when a fault ended the stream."""
-        if self.behavior.delay:
-            await asyncio.sleep(self.behavior.delay)
-        if self.bedrock:
-            body = {"bytes": base64.b64encode(data).decode()}
-            frame = encode({":event-type": "chunk", ":content-type": "application/json",
-                            ":message-type": "event"}, json.dumps(body).encode())  # fmt: skip
-        else:
-            headers = {
-                ":event-type": "PayloadPart",
-                ":content-type": "application/octet-stream",
-                ":message-type": "event",
-                "DataType": data_type,
-                "CompletionState": state,
-            }
-            frame = encode(headers, data)
-        await self.connection._send(self.stream, frame)
-        self.stream.exchange.events_out += 1
-        if self.behavior.fault and self.stream.exchange.events_out == self.behavior.after:
-            return await self._fault()
-        return False
-
-    async def _fault(self) -> bool:
-        fault = self.behavior.fault
-        connection, stream = self.connection, self.stream
-        stream.exchange.error = fault
-        if fault == "stall":
-            await asyncio.sleep(self.behavior.stall)
-            return False
-        if fault == "reset":
-            connection.h2.reset_stream(stream.id, h2.errors.ErrorCodes.INTERNAL_ERROR)
-            connection.flush()
-            self.reset = True
-            return True
-        if fault == "model-stream-error":
-            if self.bedrock:
-                body = {"message": "Emulated model stream error", "originalStatusCode": 500,
-                        "originalMessage": "model failed"}  # fmt: skip
-                frame = exception_frame("modelStreamErrorException", body)
-            else:
-                body = {"Message": "Emulated model stream error", "ErrorCode": "ModelInvocationTimeExceeded"}
-                frame = exception_frame("ModelStreamError", body)
-        else:
-            name = "internalServerException" if self.bedrock else "InternalStreamFailure"
-            frame = exception_frame(name, {"Message": "Emulated internal stream failure"})
-        await connection._send(stream, frame, end=True)
-        self.reset = True  # the stream has ended
-        return True
-
-
-class Http2Endpoint:
+class Http2Endpoint(Listener):
     """The HTTP/2 listener, on the current event loop.
 
     ``ssl``: a server context (ALPN ``h2`` is set on it); without one the listener speaks cleartext
@@ -512,9 +361,7 @@ class Http2Endpoint:
         window: int = 65535,
         record: int = 1000,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.ssl = ssl
+        super().__init__(host, port, ssl)
         if ssl is not None:
             ssl.set_alpn_protocols(["h2"])
         self.bidi = bidi or Bidi()
@@ -523,37 +370,8 @@ class Http2Endpoint:
         self.variant = variant
         self.window = window
         self.exchanges: collections.deque[Exchange] = collections.deque(maxlen=record)
-        self.accepted_connections = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    @property
-    def url(self) -> str:
-        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}"
-
-    def track(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, ssl=self.ssl)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-        if self._server is not None:
-            await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.track(task)
-        self.accepted_connections += 1
         try:
             ssl_object = writer.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
@@ -581,35 +399,12 @@ def tls_context(directory: str, host: str = "127.0.0.1") -> tuple[ssl_module.SSL
     return context, path
 
 
-class Http2EndpointThread:
-    """An :class:`Http2Endpoint` on a thread with its own event loop (tests, the demo, benchmarks)."""
+class Http2EndpointThread(ServerThread):
+    """An :class:`Http2Endpoint` (given, or made from ``kwargs``) on its own thread."""
 
     def __init__(self, endpoint: Http2Endpoint | None = None, **kwargs: Any) -> None:
         self.endpoint = endpoint or Http2Endpoint(**kwargs)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="evstream-http2", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return self.endpoint.url
-
-    def start(self) -> Http2EndpointThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.endpoint.start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.endpoint.close(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> Http2EndpointThread:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        super().__init__(self.endpoint, name="evstream-http2")
 
 
 async def start_listeners(

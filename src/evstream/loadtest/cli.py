@@ -254,6 +254,8 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
         )
         for n, load in enumerate(loads)
     ]
+    for step in steps:  # a step too small to split fails now, not after the workers started
+        step.split(args.workers, 0)
     peak = int(max(loads)) if not args.rate else args.max_in_flight
     raise_open_file_limit(2 * peak + 512, strict=not args.rate)
     progress = StepProgress(len(steps) * (2 if args.compare_boto3 else 1), not args.quiet)

@@ -250,6 +250,7 @@ def plot(results: Sequence[StepResult], path: str, title: str = "") -> None:
         panel.set_xlabel("total output tokens/s")
         panel.set_ylabel("ms")
         panel.set_xscale("log")
+        panel.set_yscale("log")
         panel.grid(True, alpha=0.3)
         panel.legend(fontsize=8)
     if stamped:

@@ -20,6 +20,7 @@ from ._sync import Client, EventStream
 from .bedrock import BedrockClient, bedrock_async_client, bedrock_client
 from .config import Config
 from .errors import (
+    ConnectionClosed,
     ConnectionFailed,
     ConnectTimeout,
     EventTimeout,
@@ -39,6 +40,7 @@ from .errors import (
     ServiceUnavailable,
     StreamError,
     StreamTimeout,
+    TLSFailed,
     ThrottlingException,
     UnmodelledStreamError,
     ValidationError,
@@ -57,6 +59,7 @@ __all__ = [
     "Client",
     "Config",
     "ConnectTimeout",
+    "ConnectionClosed",
     "ConnectionFailed",
     "EventStream",
     "EventTimeout",
@@ -76,6 +79,7 @@ __all__ = [
     "ServiceUnavailable",
     "StreamError",
     "StreamTimeout",
+    "TLSFailed",
     "ThrottlingException",
     "UnmodelledStreamError",
     "ValidationError",

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ConnectionFailed, IncompleteStream
+from .errors import ConnectionClosed, IncompleteStream
 from .http1 import MAX_HEAD, Head, RawBody, parse_head
 from .reader import BodyReader
 
@@ -42,7 +42,7 @@ class Connection(asyncio.Protocol):
         self._reader: BodyReader | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._paused = False
+        self.paused = False  # the transport stopped reading (the consumer is behind)
 
     # -- transport callbacks ------------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ class Connection(asyncio.Protocol):
         reason = f": {exc}" if exc else ""
         if self.error is None and not self.finished:
             if self._state == _HEAD:
-                self.error = ConnectionFailed(f"The connection closed before the response head{reason}")
+                self.error = ConnectionClosed(f"The connection closed before the response head{reason}")
             elif self._state == _BODY and not (self._reader is not None and self._reader.pending):
                 self.error = IncompleteStream(f"The connection failed inside the response body{reason}")
         self._wake()
@@ -133,24 +133,21 @@ class Connection(asyncio.Protocol):
         if not reader.pending:
             self._resume()
 
-    def take(self) -> list[Any]:
-        """The ready events (the consumer's batch); reading resumes if it had stopped."""
-        ready = self.ready
-        self.ready = []
-        if self._paused:
-            reader = self._reader
-            if reader is not None and reader.pending:
-                try:
-                    self.ready = reader.feed(b"")
-                    if reader.done:
-                        self.finished = True
-                except BaseException as exc:
-                    self._fail(exc)
-                if not reader.pending and self.lost:
-                    self._end_of_body()
-            if reader is None or not reader.pending:
-                self._resume()
-        return ready
+    def refill(self) -> None:
+        """After the consumer took :attr:`ready` from a paused connection: the input the reader still
+        holds comes next, then reading resumes."""
+        reader = self._reader
+        if reader is not None and reader.pending:
+            try:
+                self.ready = reader.feed(b"")
+                if reader.done:
+                    self.finished = True
+            except BaseException as exc:
+                self._fail(exc)
+            if not reader.pending and self.lost:
+                self._end_of_body()
+        if reader is None or not reader.pending:
+            self._resume()
 
     async def read_error_body(self) -> bytes:
         """The first MiB of a body that is not an event stream (an error answer)."""
@@ -159,7 +156,9 @@ class Connection(asyncio.Protocol):
         self.read_body(raw)
         while not self.finished and self.error is None:
             if self.ready:
-                self.take()
+                self.ready = []
+                if self.paused:
+                    self.refill()
             else:
                 await self.wait()
         return bytes(raw.data)
@@ -179,8 +178,9 @@ class Connection(asyncio.Protocol):
 
     # -- the consumer -------------------------------------------------------------------------------
 
-    async def wait(self) -> None:
-        """Until the callbacks have news, or :attr:`deadline` passes (then :attr:`error` is set)."""
+    def wait(self) -> asyncio.Future[None]:
+        """A future done when the callbacks have news, or when :attr:`deadline` passes (then
+        :attr:`error` is set). A plain future, not a coroutine: one object less per wake-up."""
         timer = self._timer
         if timer is not None and timer.when() > self.deadline:  # a shorter timeout from now on
             timer.cancel()
@@ -188,14 +188,12 @@ class Connection(asyncio.Protocol):
         if timer is None and self.on_timeout is not None:
             self._timer = self.loop.call_at(self.deadline, self._on_timer)
         waiter = self._waiter = self.loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._waiter is None or self.error is not None or self.finished:
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self.error is not None or self.finished:
             return  # nobody waits: the next wait() sets the timer again
         if self.loop.time() < self.deadline - 0.001:  # the deadline moved: an event was delivered
             self._timer = self.loop.call_at(self.deadline, self._on_timer)
@@ -216,13 +214,13 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _pause(self) -> None:
-        if not self._paused and self.transport is not None and not self.lost:
-            self._paused = True
+        if not self.paused and self.transport is not None and not self.lost:
+            self.paused = True
             self.transport.pause_reading()
 
     def _resume(self) -> None:
-        if self._paused and self.transport is not None and not self.lost:
-            self._paused = False
+        if self.paused and self.transport is not None and not self.lost:
+            self.paused = False
             self.transport.resume_reading()
 
     def _cancel_timer(self) -> None:

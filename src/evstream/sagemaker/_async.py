@@ -29,9 +29,10 @@ from .errors import (
     ParamValidationError,
     ProxyConnectionFailed,
     SageMakerRuntimeError,
+    TLSFailed,
 )
 from .operations import BEDROCK
-from .reader import BodyReader, may_retry
+from .reader import BodyReader, Limits, may_retry
 
 __all__ = ["AsyncBedrockClient", "AsyncClient", "AsyncEventStream"]
 
@@ -77,6 +78,7 @@ class AsyncClient(BaseClient):
 
     def __init__(self, botocore_client: Any = None, **kwargs: Any) -> None:
         super().__init__(botocore_client, **kwargs)
+        self._limits = Limits.of(self.config)
         self._pool_state: _Pool | None = None
         self._endpoint_tls: ssl.SSLContext | bool | None = False  # False: not made yet
 
@@ -84,7 +86,7 @@ class AsyncClient(BaseClient):
         loop = asyncio.get_running_loop()
         pool = self._pool_state
         if pool is None or pool.loop is not loop or pool.pid != os.getpid():
-            pool = self._pool_state = _Pool(loop, self.config.max_pool_connections)
+            pool = self._pool_state = _Pool(loop, self._limits.max_pool_connections)
         return pool
 
     async def close(self) -> None:
@@ -126,7 +128,7 @@ class AsyncClient(BaseClient):
 
     async def _connect(self, loop: asyncio.AbstractEventLoop, url: str) -> tuple[Connection, Any]:
         """A new connection to the endpoint (through the proxy botocore would use), and that proxy."""
-        config = self.config
+        config = self._limits
         proxy = self._control.proxy_for(url)
         try:
             connection = await asyncio.wait_for(self._open(loop, proxy), config.connect_timeout)
@@ -136,7 +138,9 @@ class AsyncClient(BaseClient):
             ) from None
         except SageMakerRuntimeError:
             raise
-        except (OSError, ssl.CertificateError) as exc:
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise TLSFailed(f"TLS to {self.endpoint_url} failed: {exc}", endpoint_url=url) from None
+        except OSError as exc:
             if proxy is not None:
                 raise ProxyConnectionFailed(
                     f"Could not connect through the proxy {proxy.url}: {exc}"
@@ -227,6 +231,7 @@ class AsyncEventStream(StreamState):
     def __init__(self, client: AsyncClient, request: Request, operation: Operation = SAGEMAKER) -> None:
         super().__init__(client, request, operation)
         self._connection: Connection | None = None
+        self._batch: list[Any] = []  # the events being handed out: close() empties it
         self._pool: _Pool | None = None
 
     # -- opening and retries ------------------------------------------------------------------------
@@ -271,7 +276,7 @@ class AsyncEventStream(StreamState):
             target, extra = url, proxy.headers  # forwarded through the proxy: an absolute URL
             connection.forwarding = True
         connection.send(_request_bytes(request, target, client._host_header, headers, extra), request.method)
-        timeout = client.config.first_byte_timeout
+        timeout = client._limits.first_byte_timeout
         connection.deadline = loop.time() + timeout
         connection.on_timeout = lambda: first_byte_timeout(timeout, None)
         while connection.head is None and connection.error is None:
@@ -308,7 +313,7 @@ class AsyncEventStream(StreamState):
         return self._iterate(True)
 
     async def _iterate(self, boto_shape: bool) -> AsyncIterator[Any]:
-        config = self._client.config
+        config = self._client._limits
         while True:
             connection = self._connection
             if connection is None:
@@ -333,8 +338,12 @@ class AsyncEventStream(StreamState):
                 while True:
                     if self._closed:
                         return
-                    if connection.ready:
-                        batch = connection.take()
+                    batch = connection.ready
+                    if batch:
+                        self._batch = batch
+                        connection.ready = []
+                        if connection.paused:
+                            connection.refill()
                         self._delivered = True
                         for event in batch:
                             yield event
@@ -363,7 +372,7 @@ class AsyncEventStream(StreamState):
             await self._start()
 
     def _timeout_error(self) -> SageMakerRuntimeError:
-        config = self._client.config
+        config = self._client._limits
         if self._delivered:
             return event_timeout(config.event_timeout, self.request_id)
         return first_byte_timeout(config.first_byte_timeout, self.request_id)
@@ -388,6 +397,7 @@ class AsyncEventStream(StreamState):
     def close(self) -> None:
         """Stop reading and release the connection (closed if the body was not read to its end)."""
         self._closed = True
+        self._batch.clear()  # events of the batch in hand are not handed out after close()
         self._release(False)
 
     async def aclose(self) -> None:

@@ -199,7 +199,7 @@ class BaseClient:
     def _prepare(self, params: Mapping[str, Any], path_suffix: str | None = None) -> Request:
         """The HTTP request for the operation's parameters (validated as botocore's ``parameter_validation``
         says; header values are always checked)."""
-        request = self._operation.build(params, bool(self._control.config.parameter_validation))
+        request = self._operation.build(params, self._control.parameter_validation)
         request.path = self._base_path + request.path
         return request
 

@@ -13,13 +13,10 @@ import contextlib
 import time
 from typing import Any
 
-from awscrt import http as crt_http
-
 from ._http2_ops import BEDROCK, SAGEMAKER, control_plane
-from ._http2_transport import DuplexCore
-from .errors import ConnectionFailed, EventTimeout, FirstByteTimeout
+from .errors import FirstByteTimeout
 from .event_signing import EventSigner
-from .http2 import DEFAULT_INFLIGHT, DEFAULT_WINDOW, Exceptions, Http2Base, SendTimeout
+from .http2 import DEFAULT_INFLIGHT, DEFAULT_WINDOW, Exceptions, Http2Base, StreamBase
 
 __all__ = [
     "AsyncBedrockHttp2Client",
@@ -30,38 +27,20 @@ __all__ = [
 ]
 
 
-class AsyncBidirectionalStream:
+class AsyncBidirectionalStream(StreamBase):
     """One bidirectional stream on an event loop; the same events and errors as the sync stream."""
 
     def __init__(
         self, client: Http2Base, signer: EventSigner | None, loop: asyncio.AbstractEventLoop
     ) -> None:
-        self._client = client
-        self._signer = signer
+        super().__init__(client, signer)
         self._loop = loop
         self._changed = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        self._core: DuplexCore | None = None
-        self._connection: crt_http.Http2ClientConnection | None = None
-        self._closed = False
-        self._first = True
-
-    def _start(self, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest) -> None:
-        self._connection = connection
-        client = self._client
-        self._core = DuplexCore(
-            connection, request, self._wake, max_inflight=client.max_inflight, window=client.window
-        )
 
     def _wake(self) -> None:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(self._changed.set)
-
-    @property
-    def _stream(self) -> DuplexCore:
-        if self._core is None:
-            raise RuntimeError("the stream was not started")
-        return self._core
 
     async def _wait(self, deadline: float) -> bool:
         """Wait for a change; False once ``deadline`` has passed."""
@@ -74,8 +53,6 @@ class AsyncBidirectionalStream:
             return False
         return True
 
-    # -- sending -------------------------------------------------------------------------------------
-
     async def send(
         self,
         data: bytes | str,
@@ -86,62 +63,31 @@ class AsyncBidirectionalStream:
         timeout: float | None = None,
     ) -> None:
         """Sign and send one input event; waits while the server is not taking input."""
-        operation = self._client._operation
-        if operation is SAGEMAKER:
-            message = operation.input_event(data, data_type, completion_state, p)
-        else:
-            if data_type is not None or completion_state is not None or p is not None:
-                raise TypeError("Bedrock chunk events carry bytes only")
-            message = operation.input_event(data)
-        await self._write(message, end=False, timeout=timeout)
+        await self._write(self._message(data, data_type, completion_state, p), end=False, timeout=timeout)
 
     async def close_input(self, *, timeout: float | None = None) -> None:
         """Send the signed end of the input; idempotent."""
-        if self._stream.ended_input:
-            return
         await self._write(b"", end=True, timeout=timeout)
 
     async def _write(self, message: bytes, *, end: bool, timeout: float | None) -> None:
         core = self._stream
-        limit = self._client._target.read_timeout if timeout is None else timeout
+        limit = self._send_limit(timeout)
         async with self._send_lock:
-            if self._closed:
-                raise ValueError("send on a closed stream")
-            if core.ended_input:
-                if end:
-                    return
-                raise ValueError("the input was already closed")
-            self._raise_if_failed()
+            if not self._writable(end):
+                return
             deadline = time.monotonic() + limit
             while (pending := core.backlog()) is not None:
                 try:
                     remaining = max(0.0, deadline - time.monotonic())
                     await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), remaining)
                 except asyncio.TimeoutError:
-                    raise SendTimeout(
-                        f"The server took no input for {limit:g} s",
-                        limit,
-                        endpoint_url=self._client.endpoint_url,
-                    ) from None
+                    raise self._send_timeout(limit) from None
                 except Exception as exc:
                     raise self._client._transport_error(exc) from exc
                 self._raise_if_failed()
-            if self._signer is None:
-                frame = message
-            else:
-                frame = self._signer.end() if end else self._signer.sign(message)
-            core.write(frame, end=end)
+            core.write(self._frame(message, end), end=end)
         # A task sending many events must not starve the loop (the reader of the answers is on it too).
         await asyncio.sleep(0)
-
-    def _raise_if_failed(self) -> None:
-        core = self._stream
-        if core.status not in (0, 200) or core.error is not None:
-            failure = self._client._failure(core)
-            if failure is not None:
-                raise failure
-
-    # -- receiving ------------------------------------------------------------------------------------
 
     @property
     def response(self) -> dict[str, Any]:
@@ -151,9 +97,7 @@ class AsyncBidirectionalStream:
         if core.status == 0:
             raise RuntimeError("no response headers yet: await stream.wait_response() first")
         if core.status != 200:
-            failure = self._client._failure(core)
-            if failure is not None:
-                raise failure
+            raise self._headers_failure()
         return self._client._response(core)
 
     async def wait_response(self) -> dict[str, Any]:
@@ -168,13 +112,12 @@ class AsyncBidirectionalStream:
                 break
             if not await self._wait(deadline):
                 raise FirstByteTimeout(f"No response within {timeout:g} s", timeout)
+        while core.status != 200 and not core.complete:
+            self._changed.clear()
+            if core.complete or not await self._wait(deadline):
+                break
         if core.status != 200:
-            while not core.complete:
-                self._changed.clear()
-                if core.complete or not await self._wait(deadline):
-                    break
-            failure = self._client._failure(core)
-            raise failure if failure is not None else ConnectionFailed("The stream ended without a response")
+            raise self._headers_failure()
         return self._client._response(core)
 
     def __aiter__(self) -> AsyncBidirectionalStream:
@@ -182,43 +125,21 @@ class AsyncBidirectionalStream:
 
     async def __anext__(self) -> dict[str, Any]:
         core = self._stream
-        operation = self._client._operation
-        target = self._client._target
         while True:
-            timeout = target.read_timeout
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + self._client._target.read_timeout
             while True:
                 self._changed.clear()
                 message = core.take()
                 if message is not None or core.finished:
                     break
                 if not await self._wait(deadline):
-                    cls = FirstByteTimeout if self._first else EventTimeout
-                    what = "first event" if self._first else "event"
-                    raise cls(
-                        f"No {what} within {timeout:g} s", timeout, endpoint_url=self._client.endpoint_url
-                    )
-            if message is None:
-                failure = self._client._failure(core)
-                if failure is not None:
-                    raise failure
-                raise StopAsyncIteration
-            self._first = False
-            event = operation.output_event(message, target, core.headers.get("x-amzn-requestid"))
+                    raise self._read_timeout()
+            try:
+                event = self._event(message)
+            except StopIteration:
+                raise StopAsyncIteration from None
             if event is not None:
                 return event
-
-    # -- lifetime --------------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Release the stream (a running one has its input ended and its output dropped)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._core is None or self._connection is None:
-            return
-        abandoned = self._core.abandon()
-        self._client._pool.release(self._connection, abandoned=abandoned)
 
     async def __aenter__(self) -> AsyncBidirectionalStream:
         return self
@@ -231,8 +152,11 @@ class _AsyncClient(Http2Base):
     exceptions = Exceptions
 
     async def _open(self, params: dict[str, Any]) -> AsyncBidirectionalStream:
+        loop = asyncio.get_running_loop()
+        if self._target.refresh_needed():  # never block the loop on the credential provider's network call
+            await loop.run_in_executor(None, self._target.credentials)
         request, signer = self._request(params)
-        stream = AsyncBidirectionalStream(self, signer, asyncio.get_running_loop())
+        stream = AsyncBidirectionalStream(self, signer, loop)
         timeout = self._target.connect_timeout + 1
         try:
             connection = await asyncio.wait_for(asyncio.wrap_future(self._pool.acquire()), timeout)

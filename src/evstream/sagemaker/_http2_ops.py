@@ -105,6 +105,13 @@ class Target:
     def client(self) -> Any:
         return self.control.client
 
+    def refresh_needed(self) -> bool:
+        """Whether getting the credentials will first fetch new ones (a network call the asyncio client
+        makes on a worker thread)."""
+        credentials = self.client._request_signer._credentials
+        check = getattr(credentials, "refresh_needed", None)
+        return bool(check()) if check is not None else False
+
     def credentials(self) -> Any:
         """Frozen credentials (refreshed when close to expiry), or None for UNSIGNED requests."""
         import botocore

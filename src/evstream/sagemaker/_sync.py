@@ -19,6 +19,7 @@ from urllib3.exceptions import (
     ProtocolError,
     ProxyError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from .. import lines as _lines
@@ -34,13 +35,15 @@ from ._base import (
 )
 from .config import Request
 from .errors import (
+    ConnectionClosed,
     ConnectionFailed,
     ConnectTimeout,
     IncompleteStream,
     ProxyConnectionFailed,
     SageMakerRuntimeError,
+    TLSFailed,
 )
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, may_retry
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, Limits, may_retry
 
 __all__ = ["Client", "EventStream"]
 
@@ -141,6 +144,7 @@ class Client(BaseClient):
 
     def __init__(self, botocore_client: Any = None, **kwargs: Any) -> None:
         super().__init__(botocore_client, **kwargs)
+        self._limits = Limits.of(self.config)
 
     def _after_fork(self) -> None:
         # The parent's sockets stay with the parent: drop them without a word on the wire.
@@ -180,10 +184,12 @@ class Client(BaseClient):
     def _send(self, request: Request, attempt: int = 1, call: dict[str, Any] | None = None) -> Any:
         """One attempt: the response with its headers read, or a typed error."""
         headers = self._sign(request, attempt, call)
-        timeout = urllib3.Timeout(connect=self.config.connect_timeout, read=self.config.first_byte_timeout)
+        timeout = urllib3.Timeout(connect=self._limits.connect_timeout, read=self._limits.first_byte_timeout)
         url = self.endpoint_url + request.path[len(self._base_path) :]
         try:
             return self._control.urlopen(request.method, url, request.body, headers, timeout)
+        except SSLError as exc:
+            raise TLSFailed(f"TLS to {self.endpoint_url} failed: {exc}", endpoint_url=url) from None
         except ProxyError as exc:
             raise ProxyConnectionFailed(f"Could not connect through the proxy: {exc}") from None
         # NewConnectionError subclasses ConnectTimeoutError: test it first.
@@ -191,17 +197,19 @@ class Client(BaseClient):
             raise ConnectionFailed(f"Could not connect to {self.endpoint_url}: {exc}") from None
         except ConnectTimeoutError as exc:
             raise ConnectTimeout(
-                f"No connection within connect_timeout={self.config.connect_timeout:g} s: {exc}",
-                self.config.connect_timeout,
+                f"No connection within connect_timeout={self._limits.connect_timeout:g} s: {exc}",
+                self._limits.connect_timeout,
             ) from None
         except ReadTimeoutError:
-            raise first_byte_timeout(self.config.first_byte_timeout, None) from None
+            raise first_byte_timeout(self._limits.first_byte_timeout, None) from None
         except ProtocolError as exc:
             cause = exc.args[1] if len(exc.args) > 1 else None
             if isinstance(cause, http.client.HTTPException) and not isinstance(cause, ConnectionError):
                 # The server answered, but not with HTTP/1.1: not a connection failure to retry.
                 raise IncompleteStream(f"Malformed HTTP response head: {cause!r}") from None
-            raise ConnectionFailed(f"Connection to {self.endpoint_url} failed: {exc}") from None
+            raise ConnectionClosed(
+                f"The connection to {self.endpoint_url} closed before a response: {exc}", endpoint_url=url
+            ) from None
         except (HTTPError, OSError) as exc:
             raise ConnectionFailed(f"Connection to {self.endpoint_url} failed: {exc}") from None
 
@@ -219,6 +227,7 @@ class EventStream(StreamState):
     def __init__(self, client: Client, request: Request, operation: Operation = SAGEMAKER) -> None:
         super().__init__(client, request, operation)
         self._response: urllib3.BaseHTTPResponse | None = None
+        self._batch: list[Any] = []  # the events being handed out: close() empties it
 
     # -- opening and retries --------------------------------------------------------------------
 
@@ -242,7 +251,7 @@ class EventStream(StreamState):
             self.request_id = response.headers.get("x-amzn-requestid")
             return
 
-    def _http_error(self, response: urllib3.BaseHTTPResponse) -> SageMakerRuntimeError:
+    def _http_error(self, response: urllib3.BaseHTTPResponse) -> Exception:
         try:
             body = response.read(1 << 20)
             response.release_conn()
@@ -263,7 +272,7 @@ class EventStream(StreamState):
 
     def _iterate(self, boto_shape: bool) -> Iterator[Any]:
         # One generator from the socket to the consumer: each event passes through a single frame.
-        config = self._client.config
+        config = self._client._limits
         while True:
             response = self._response
             if response is None:
@@ -303,6 +312,7 @@ class EventStream(StreamState):
                         while True:
                             if events:
                                 delivered = self._delivered = True
+                                self._batch = events
                                 yield from events
                             if not reader.pending:
                                 break
@@ -344,7 +354,7 @@ class EventStream(StreamState):
             self._start()
 
     def _timeout_error(self) -> SageMakerRuntimeError:
-        config = self._client.config
+        config = self._client._limits
         if self._delivered:
             return event_timeout(config.event_timeout, self.request_id)
         return first_byte_timeout(config.first_byte_timeout, self.request_id)
@@ -380,6 +390,7 @@ class EventStream(StreamState):
     def close(self) -> None:
         """Stop reading and release the connection (closed if the body was not read to its end)."""
         self._closed = True
+        self._batch.clear()  # events of the batch in hand are not handed out after close()
         self._abort()
 
     def __enter__(self) -> EventStream:

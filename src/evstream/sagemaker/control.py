@@ -25,6 +25,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.parsers
 import botocore.session
+import botocore.validate
 from botocore.httpsession import create_urllib3_context, get_cert_path
 
 from .errors import NoCredentialsError, ParamValidationError, ServiceError, service_error_class
@@ -120,6 +121,8 @@ class ControlPlane:
             retries.get("total_max_attempts") or (5 if self.retry_mode == "legacy" else 3)
         )
         self._http_session = client._endpoint.http_session
+        # botocore keeps parameter_validation only in the choice of serializer, not in meta.config.
+        self.parameter_validation = isinstance(client._serializer, botocore.validate.ParamValidationDecorator)
 
     def _request_context(self) -> dict[str, Any]:
         model = self.operation_model
@@ -174,11 +177,11 @@ class ControlPlane:
         # Added after signing, as botocore does: these headers are not part of the signature.
         headers["User-Agent"] = self.user_agent
         headers["amz-sdk-invocation-id"] = retries["invocation-id"]
-        # botocore's legacy mode states the maximum only once a retry has been considered.
-        if attempt > 1 or self.retry_mode != "legacy":
+        # botocore states the maximum only once a retry has been considered.
+        if attempt > 1:
             headers["amz-sdk-request"] = f"attempt={attempt}; max={self.max_attempts}"
         else:
-            headers["amz-sdk-request"] = f"attempt={attempt}"
+            headers["amz-sdk-request"] = "attempt=1"
         if self.retry_mode == "adaptive":
             # botocore's client-side rate limiter waits here for a send token.
             self.client.meta.events.emit(f"before-send.{self.service_id}.{self.operation_name}", request=None)

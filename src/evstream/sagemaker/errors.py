@@ -19,6 +19,7 @@ from ..errors import TruncatedStream
 
 __all__ = [
     "ConnectTimeout",
+    "ConnectionClosed",
     "ConnectionFailed",
     "EventTimeout",
     "FirstByteTimeout",
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceUnavailable",
     "StreamError",
     "StreamTimeout",
+    "TLSFailed",
     "ThrottlingException",
     "UnmodelledStreamError",
     "ValidationError",
@@ -105,6 +107,11 @@ class NoCredentialsError(_botocore.NoCredentialsError, SageMakerRuntimeError):
 class _TransportError(SageMakerRuntimeError):
     """A botocore transport error with evstream's own words as its message."""
 
+    def __init__(
+        self, message: str, *, endpoint_url: str | None = None, request_id: str | None = None
+    ) -> None:
+        self._init(message, request_id, endpoint_url=endpoint_url, error=message)
+
     def _init(self, message: str, request_id: str | None, **kwargs: Any) -> None:
         Exception.__init__(self, message)
         self.kwargs = kwargs  # botocore's BotoCoreError keeps its format arguments here
@@ -122,10 +129,7 @@ class ConnectionFailed(_botocore.EndpointConnectionError, _TransportError, Conne
 
     retryable = True
 
-    def __init__(
-        self, message: str, *, endpoint_url: str | None = None, request_id: str | None = None
-    ) -> None:
-        self._init(message, request_id, endpoint_url=endpoint_url, error=message)
+    __init__ = _TransportError.__init__
 
 
 class ProxyConnectionFailed(_botocore.ProxyConnectionError, _TransportError, ConnectionError):
@@ -137,6 +141,28 @@ class ProxyConnectionFailed(_botocore.ProxyConnectionError, _TransportError, Con
 
     def __init__(self, message: str, *, proxy_url: str | None = None, request_id: str | None = None) -> None:
         self._init(message, request_id, proxy_url=proxy_url, error=message)
+
+
+class TLSFailed(_botocore.SSLError, _TransportError, ConnectionError):
+    """TLS to the endpoint failed: a certificate that does not verify, or a handshake cut short
+    (botocore's ``SSLError``)."""
+
+    retryable = True
+
+    __init__ = _TransportError.__init__
+
+    __reduce__ = _TransportError.__reduce__
+
+
+class ConnectionClosed(_botocore.ConnectionClosedError, _TransportError, ConnectionError):
+    """The endpoint closed the connection before a response head came (botocore's
+    ``ConnectionClosedError``)."""
+
+    retryable = True
+
+    __init__ = _TransportError.__init__
+
+    __reduce__ = _TransportError.__reduce__
 
 
 class StreamTimeout(_TransportError, TimeoutError):
@@ -443,7 +469,9 @@ for _cls in (
     ParamValidationError,
     NoCredentialsError,
     ConnectionFailed,
+    ConnectionClosed,
     ProxyConnectionFailed,
+    TLSFailed,
     ConnectTimeout,
     FirstByteTimeout,
     EventTimeout,

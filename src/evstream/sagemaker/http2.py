@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from awscrt import auth as crt_auth
 from awscrt import http as crt_http
 
+from .. import EventStreamError, Message
 from ._http2_ops import (
     BEDROCK,
     SAGEMAKER,
@@ -179,11 +180,11 @@ class Http2Base:
             timeout = self._target.connect_timeout
             error = ConnectTimeout(f"Connecting to {url} timed out ({name})", timeout, endpoint_url=url)
             return error
-        from .. import EventStreamError
-
         if isinstance(exc, EventStreamError):
-            return IncompleteStream(f"The response stream broke: {exc}", request_id=request_id)
-        return ConnectionFailed(f"HTTP/2 connection to {url} failed: {exc}", endpoint_url=url)
+            error = IncompleteStream(f"The response stream broke: {exc}", request_id=request_id)
+        else:
+            error = ConnectionFailed(f"HTTP/2 connection to {url} failed: {exc}", endpoint_url=url)
+        return error
 
     def _response(self, core: DuplexCore) -> dict[str, Any]:
         headers = core.headers
@@ -209,24 +210,17 @@ class Http2Base:
         return None
 
 
-class BidirectionalStream:
-    """One bidirectional stream: ``send`` from any thread, iterate the response events, ``close_input``.
-
-    Iterating yields boto3-shaped events (``{"PayloadPart": {"Bytes": ..., "DataType": ...}}``) and raises
-    the modelled error an exception event stands for; the end of the stream ends the iteration only when
-    the server ended it cleanly.
-    """
+class StreamBase:
+    """What the sync and asyncio streams share: the transport core, the events both ways, signing, the
+    errors; they differ only in how they wait."""
 
     def __init__(self, client: Http2Base, signer: EventSigner | None) -> None:
         self._client = client
         self._signer = signer
-        self._wakeup = threading.Condition()
-        self._send_lock = threading.Lock()
         self._core: DuplexCore | None = None
         self._connection: crt_http.Http2ClientConnection | None = None
         self._closed = False
-        self._delivered = 0
-        self._first = True
+        self._first = True  # no event delivered yet (FirstByteTimeout rather than EventTimeout)
 
     def _start(self, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest) -> None:
         self._connection = connection
@@ -235,9 +229,8 @@ class BidirectionalStream:
             connection, request, self._wake, max_inflight=client.max_inflight, window=client.window
         )
 
-    def _wake(self) -> None:
-        with self._wakeup:
-            self._wakeup.notify_all()
+    def _wake(self) -> None:  # from awscrt's thread: something changed
+        raise NotImplementedError
 
     @property
     def _stream(self) -> DuplexCore:
@@ -245,7 +238,101 @@ class BidirectionalStream:
             raise RuntimeError("the stream was not started")
         return self._core
 
-    # -- sending -------------------------------------------------------------------------------------
+    def _message(
+        self, data: Any, data_type: str | None, completion_state: str | None, p: str | None
+    ) -> bytes:
+        operation = self._client._operation
+        if operation is SAGEMAKER:
+            return operation.input_event(data, data_type, completion_state, p)
+        if data_type is not None or completion_state is not None or p is not None:
+            raise TypeError("Bedrock chunk events carry bytes only")
+        return operation.input_event(data)
+
+    def _writable(self, end: bool) -> bool:
+        """Whether to write (False: the input is already closed and this is close_input again)."""
+        if self._closed:
+            raise ValueError("send on a closed stream")
+        if self._stream.ended_input:
+            if end:
+                return False
+            raise ValueError("the input was already closed")
+        self._raise_if_failed()
+        return True
+
+    def _frame(self, message: bytes, end: bool) -> bytes:
+        """The bytes on the wire: the event signed in its envelope (or bare, for unsigned requests)."""
+        if self._signer is None:
+            return message
+        return self._signer.end() if end else self._signer.sign(message)
+
+    def _send_limit(self, timeout: float | None) -> float:
+        return self._client._target.read_timeout if timeout is None else timeout
+
+    def _send_timeout(self, limit: float) -> SendTimeout:
+        message = f"The server took no input for {limit:g} s"
+        return SendTimeout(message, limit, endpoint_url=self._client.endpoint_url)
+
+    def _raise_if_failed(self) -> None:
+        core = self._stream
+        if core.status not in (0, 200) or core.error is not None:
+            failure = self._client._failure(core)
+            if failure is not None:
+                raise failure
+
+    def _read_timeout(self) -> Exception:
+        timeout = self._client._target.read_timeout
+        cls = FirstByteTimeout if self._first else EventTimeout
+        what = "first event" if self._first else "event"
+        error: Exception = cls(
+            f"No {what} within {timeout:g} s", timeout, endpoint_url=self._client.endpoint_url
+        )
+        return error
+
+    def _event(self, message: Message | None) -> dict[str, Any] | None:
+        """The boto3-shaped event for a message (None: one to skip); at the end (``message`` None), raises
+        what ended the stream badly, or ``StopIteration`` after a clean end."""
+        core = self._stream
+        if message is None:
+            failure = self._client._failure(core)
+            if failure is not None:
+                raise failure
+            raise StopIteration
+        self._first = False
+        client = self._client
+        return client._operation.output_event(message, client._target, core.headers.get("x-amzn-requestid"))
+
+    def _headers_failure(self) -> Exception:
+        failure = self._client._failure(self._stream)
+        return failure if failure is not None else ConnectionFailed("The stream ended without a response")
+
+    def close(self) -> None:
+        """Release the stream: a stream still running has its input ended and its output dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        core = self._core
+        if core is None or self._connection is None:
+            return
+        abandoned = core.abandon()
+        self._client._pool.release(self._connection, abandoned=abandoned)
+
+
+class BidirectionalStream(StreamBase):
+    """One bidirectional stream: ``send`` from any thread, iterate the response events, ``close_input``.
+
+    Iterating yields boto3-shaped events (``{"PayloadPart": {"Bytes": ..., "DataType": ...}}``) and raises
+    the modelled error an exception event stands for; the end of the stream ends the iteration only when
+    the server ended it cleanly.
+    """
+
+    def __init__(self, client: Http2Base, signer: EventSigner | None) -> None:
+        super().__init__(client, signer)
+        self._wakeup = threading.Condition()
+        self._send_lock = threading.Lock()
+
+    def _wake(self) -> None:
+        with self._wakeup:
+            self._wakeup.notify_all()
 
     def send(
         self,
@@ -258,14 +345,7 @@ class BidirectionalStream:
     ) -> None:
         """Sign and send one input event; waits while the server is not taking input (``SendTimeout``
         after ``timeout`` seconds, by default the client's read timeout)."""
-        operation = self._client._operation
-        if operation is SAGEMAKER:
-            message = operation.input_event(data, data_type, completion_state, p)
-        else:
-            if data_type is not None or completion_state is not None or p is not None:
-                raise TypeError("Bedrock chunk events carry bytes only")
-            message = operation.input_event(data)
-        self._write(message, end=False, timeout=timeout)
+        self._write(self._message(data, data_type, completion_state, p), end=False, timeout=timeout)
 
     def close_input(self, *, timeout: float | None = None) -> None:
         """Send the signed end of the input (the server may go on answering); idempotent."""
@@ -273,42 +353,20 @@ class BidirectionalStream:
 
     def _write(self, message: bytes, *, end: bool, timeout: float | None) -> None:
         core = self._stream
-        limit = self._client._target.read_timeout if timeout is None else timeout
+        limit = self._send_limit(timeout)
         with self._send_lock:
-            if self._closed:
-                raise ValueError("send on a closed stream")
-            if core.ended_input:
-                if end:
-                    return
-                raise ValueError("the input was already closed")
-            self._raise_if_failed()
+            if not self._writable(end):
+                return
             deadline = time.monotonic() + limit
             while (pending := core.backlog()) is not None:
                 try:
                     pending.result(max(0.0, deadline - time.monotonic()))
                 except concurrent.futures.TimeoutError:
-                    raise SendTimeout(
-                        f"The server took no input for {limit:g} s",
-                        limit,
-                        endpoint_url=self._client.endpoint_url,
-                    ) from None
+                    raise self._send_timeout(limit) from None
                 except Exception as exc:
                     raise self._client._transport_error(exc) from exc
                 self._raise_if_failed()
-            if self._signer is None:
-                frame = message
-            else:
-                frame = self._signer.end() if end else self._signer.sign(message)
-            core.write(frame, end=end)
-
-    def _raise_if_failed(self) -> None:
-        core = self._stream
-        if core.status not in (0, 200) or core.error is not None:
-            failure = self._client._failure(core)
-            if failure is not None:
-                raise failure
-
-    # -- receiving ------------------------------------------------------------------------------------
+            core.write(self._frame(message, end), end=end)
 
     @property
     def response(self) -> dict[str, Any]:
@@ -323,61 +381,29 @@ class BidirectionalStream:
                 if remaining <= 0:
                     raise FirstByteTimeout(f"No response within {timeout:g} s", timeout)
                 self._wakeup.wait(remaining)
+            if core.status != 200:
+                while not core.complete and time.monotonic() < deadline:
+                    self._wakeup.wait(deadline - time.monotonic())
         if core.status != 200:
-            self._wait_complete(deadline)
-            failure = self._client._failure(core)
-            raise failure if failure is not None else ConnectionFailed("The stream ended without a response")
+            raise self._headers_failure()
         return self._client._response(core)
-
-    def _wait_complete(self, deadline: float) -> None:
-        core = self._stream
-        with self._wakeup:
-            while not core.complete and time.monotonic() < deadline:
-                self._wakeup.wait(deadline - time.monotonic())
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self
 
     def __next__(self) -> dict[str, Any]:
         core = self._stream
-        operation = self._client._operation
-        target = self._client._target
         while True:
-            timeout = target.read_timeout
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + self._client._target.read_timeout
             with self._wakeup:
                 while (message := core.take()) is None and not core.finished:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        cls = FirstByteTimeout if self._first else EventTimeout
-                        what = "first event" if self._first else "event"
-                        raise cls(
-                            f"No {what} within {timeout:g} s", timeout, endpoint_url=self._client.endpoint_url
-                        )
+                        raise self._read_timeout()
                     self._wakeup.wait(remaining)
-            if message is None:
-                failure = self._client._failure(core)
-                if failure is not None:
-                    raise failure
-                raise StopIteration
-            self._first = False
-            event = operation.output_event(message, target, core.headers.get("x-amzn-requestid"))
+            event = self._event(message)
             if event is not None:
-                self._delivered += 1
                 return event
-
-    # -- lifetime --------------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Release the stream: a stream still running has its input ended and its output dropped."""
-        if self._closed:
-            return
-        self._closed = True
-        core = self._core
-        if core is None or self._connection is None:
-            return
-        abandoned = core.abandon()
-        self._client._pool.release(self._connection, abandoned=abandoned)
 
     def __enter__(self) -> BidirectionalStream:
         return self

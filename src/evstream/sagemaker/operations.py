@@ -49,12 +49,15 @@ def _check_unknown(params: Mapping[str, Any], known: tuple[str, ...]) -> None:
         )
 
 
-def _header(name: str, value: Any) -> str:
-    """A header parameter: a string of visible ASCII, spaces and tabs (checked even without validation)."""
+def _header(name: str, value: Any, validate: bool) -> str:
+    """A header parameter: a string of visible ASCII, spaces and tabs (checked even without validation;
+    without it, other types are sent as their str(), as botocore does)."""
     if not isinstance(value, str):
-        raise ParamValidationError(
-            f"Invalid type for parameter {name}, value: {value!r}, type: {type(value)}"
-        )
+        if validate:
+            raise ParamValidationError(
+                f"Invalid type for parameter {name}, value: {value!r}, type: {type(value)}"
+            )
+        value = str(value)
     if not _HEADER_VALUE.fullmatch(value):
         raise ParamValidationError(
             f"Invalid value for parameter {name}: {value!r} holds a character outside visible ASCII, "
@@ -99,6 +102,8 @@ def build_sagemaker(params: Mapping[str, Any], validate: bool = True) -> Request
     """Map the parameters to the HTTP request; with ``validate``, refuse what the service's model refuses."""
     _check_unknown(params, _SAGEMAKER_PARAMETERS)
     name = params.get("EndpointName")
+    if not validate and name is not None:
+        name = str(name)
     if not isinstance(name, str) or not name:
         raise ParamValidationError('Missing required parameter in input: "EndpointName"')
     if validate and (len(name) > 63 or not _NAME.fullmatch(name)):
@@ -114,7 +119,7 @@ def build_sagemaker(params: Mapping[str, Any], validate: bool = True) -> Request
         value = params.get(param)
         if value is None:
             continue
-        value = _header(param, value)
+        value = _header(param, value, validate)
         if validate:
             if len(value) > limit:
                 raise ParamValidationError(f"{param} is {len(value)} characters long; the maximum is {limit}")
@@ -173,6 +178,8 @@ _BEDROCK_PARAMETERS = ("modelId", "body", *_BEDROCK_STRINGS, *_BEDROCK_ENUMS)
 def build_bedrock(params: Mapping[str, Any], validate: bool = True) -> Request:
     _check_unknown(params, _BEDROCK_PARAMETERS)
     model = params.get("modelId")
+    if not validate and model is not None:
+        model = str(model)
     if not isinstance(model, str) or not model:
         raise ParamValidationError('Missing required parameter in input: "modelId"')
     if validate and len(model) > 2048:
@@ -183,7 +190,7 @@ def build_bedrock(params: Mapping[str, Any], validate: bool = True) -> Request:
         value = params.get(name)
         if value is None:
             continue
-        value = _header(name, value)
+        value = _header(name, value, validate)
         if validate and limit is not None and len(value) > limit:
             raise ParamValidationError(f"{name} must be a string of at most {limit} characters")
         if validate and name == "guardrailVersion" and not _GUARDRAIL_VERSION.fullmatch(value):
@@ -193,7 +200,7 @@ def build_bedrock(params: Mapping[str, Any], validate: bool = True) -> Request:
         value = params.get(name)
         if value is None:
             continue
-        value = _header(name, value)
+        value = _header(name, value, validate)
         if validate and value not in allowed:
             raise ParamValidationError(f"Invalid {name} {value!r}: one of {', '.join(allowed)}")
         headers[header] = value

@@ -10,14 +10,14 @@ whatever the chunk sizes: chunk data goes to the decoder as it arrives, never ga
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import Decoder
 from ..errors import TruncatedStream
 from ._base import Operation, incomplete_frame, non_payload
 from .errors import IncompleteStream, SageMakerRuntimeError
 
-__all__ = ["CHUNKED", "LENGTH", "UNTIL_CLOSE", "BodyReader", "may_retry"]
+__all__ = ["CHUNKED", "LENGTH", "UNTIL_CLOSE", "BodyReader", "Limits", "may_retry"]
 
 # How the body is delimited.
 CHUNKED = "chunked"
@@ -325,3 +325,25 @@ def may_retry(error: BaseException, delivered: bool) -> bool:
         and error.retryable
         and not isinstance(error, IncompleteStream)
     )
+
+
+class Limits(NamedTuple):
+    """The timeouts (seconds) and pool size a client resolved, typed for the transports: the ``Config``
+    of a client has every field set (from botocore's configuration where the caller left them)."""
+
+    connect_timeout: float
+    first_byte_timeout: float
+    event_timeout: float
+    max_pool_connections: int
+
+    @classmethod
+    def of(cls, config: Any) -> Limits:
+        values = (
+            config.connect_timeout,
+            config.first_byte_timeout,
+            config.event_timeout,
+            config.max_pool_connections,
+        )
+        if None in values:
+            raise ValueError(f"the client's configuration is not resolved: {config!r}")
+        return cls(*values)
