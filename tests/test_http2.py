@@ -5,11 +5,13 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from http2_support import CREDENTIALS, KEYS, behaving
 
+from evstream import Timestamp, encode
 from evstream.emulator.http2 import Bidi, Http2EndpointThread, tls_context
 from evstream.sagemaker import errors
 from evstream.sagemaker._http2_ops import sagemaker_http2_endpoint
@@ -394,7 +396,11 @@ def test_bedrock_errors_are_botocores_classes(endpoint: Http2EndpointThread, ca_
 # -- cleartext HTTP/2 (h2c, prior knowledge), with the h2 library as the client -----------------------------
 
 
-def test_cleartext_h2c_with_prior_knowledge() -> None:
+def h2c_exchange(
+    server: Http2EndpointThread, body: Callable[[str], bytes], path: str = ""
+) -> tuple[bytes, list[Any]]:
+    """A request over cleartext HTTP/2 with the h2 library as the client, signed as evstream's client signs;
+    ``body(seed)`` makes the request body from the request's signature. Returns (status, messages)."""
     import socket
 
     import h2.connection
@@ -402,57 +408,96 @@ def test_cleartext_h2c_with_prior_knowledge() -> None:
     from awscrt import auth, http
 
     from evstream import Decoder
+    from evstream.sagemaker.event_signing import EVENT_STREAM_PAYLOAD
+
+    host = server.url.split("//", 1)[1]
+    path = path or "/endpoints/h2c/invocations-bidirectional-stream"
+    request = http.HttpRequest(
+        "POST",
+        path,
+        http.HttpHeaders([("host", host), ("content-type", "application/vnd.amazon.eventstream")]),
+    )
+    config = auth.AwsSigningConfig(
+        credentials_provider=auth.AwsCredentialsProvider.new_static("AKIDHTTP2", "http2-secret"),
+        region="us-west-2",
+        service="sagemaker",
+        signed_body_value=EVENT_STREAM_PAYLOAD,
+        signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+    )
+    auth.aws_sign_request(request, config).result(10)
+    seed = request.headers.get("Authorization").rsplit("Signature=", 1)[1]
+    connection = h2.connection.H2Connection()
+    connection.initiate_connection()
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", host)]
+    headers += [(name.lower(), value) for name, value in request.headers if name.lower() != "host"]
+    connection.send_headers(1, headers)
+    connection.send_data(1, body(seed), end_stream=True)
+    decoder, status, ended, messages = Decoder(), b"", False, []
+    with socket.create_connection(host.rsplit(":", 1)) as sock:  # type: ignore[arg-type]
+        sock.settimeout(10)
+        sock.sendall(connection.data_to_send())
+        while not ended:
+            data = sock.recv(65536)
+            assert data, "the endpoint closed the connection"
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    # an event stream after a 200; an error answer's JSON as it is
+                    messages += decoder.feed(event.data) if status == b"200" else [event.data]
+                    connection.acknowledge_received_data(event.flow_controlled_length, 1)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            sock.sendall(connection.data_to_send())
+    return status, messages
+
+
+def test_cleartext_h2c_with_prior_knowledge() -> None:
     from evstream.sagemaker._http2_ops import sagemaker_input_event
-    from evstream.sagemaker.event_signing import EVENT_STREAM_PAYLOAD, EventSigner
+    from evstream.sagemaker.event_signing import EventSigner
+
+    def body(seed: str) -> bytes:
+        signer = EventSigner("http2-secret", "us-west-2", "sagemaker", seed)
+        return b"".join(signer.sign(sagemaker_input_event(b"part %d" % i)) for i in range(5)) + signer.end()
 
     with Http2EndpointThread(credentials=CREDENTIALS, region="us-west-2") as server:
         assert server.url.startswith("http://")
-        host = server.url.split("//", 1)[1]
-        path = "/endpoints/h2c/invocations-bidirectional-stream"
-        request = http.HttpRequest(
-            "POST",
-            path,
-            http.HttpHeaders([("host", host), ("content-type", "application/vnd.amazon.eventstream")]),
-        )
-        config = auth.AwsSigningConfig(
-            credentials_provider=auth.AwsCredentialsProvider.new_static("AKIDHTTP2", "http2-secret"),
-            region="us-west-2",
-            service="sagemaker",
-            signed_body_value=EVENT_STREAM_PAYLOAD,
-            signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
-        )
-        auth.aws_sign_request(request, config).result(10)
-        seed = request.headers.get("Authorization").rsplit("Signature=", 1)[1]
-        signer = EventSigner("http2-secret", "us-west-2", "sagemaker", seed)
-
-        connection = h2.connection.H2Connection()
-        connection.initiate_connection()
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", host)]
-        headers += [(name.lower(), value) for name, value in request.headers if name.lower() != "host"]
-        connection.send_headers(1, headers)
-        body = b"".join(signer.sign(sagemaker_input_event(b"part %d" % i)) for i in range(5)) + signer.end()
-        connection.send_data(1, body, end_stream=True)
-        decoder, status, ended = Decoder(), None, False
-        with socket.create_connection(host.rsplit(":", 1)) as sock:  # type: ignore[arg-type]
-            sock.settimeout(10)
-            sock.sendall(connection.data_to_send())
-            messages = []
-            while not ended:
-                data = sock.recv(65536)
-                assert data, "the endpoint closed the connection"
-                for event in connection.receive_data(data):
-                    if isinstance(event, h2.events.ResponseReceived):
-                        status = dict(event.headers)[b":status"]
-                    elif isinstance(event, h2.events.DataReceived):
-                        messages += decoder.feed(event.data)
-                        connection.acknowledge_received_data(event.flow_controlled_length, 1)
-                    elif isinstance(event, h2.events.StreamEnded):
-                        ended = True
-                sock.sendall(connection.data_to_send())
+        status, messages = h2c_exchange(server, body)
         record = server.endpoint.exchanges[-1]
     assert status == b"200"
     assert [m.payload for m in messages] == [b"part %d" % i for i in range(5)]
     assert (record.events_in, record.signed_end, record.error) == (5, True, "")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (lambda seed: b"not an event stream at all", "Malformed input event stream"),
+        (lambda seed: encode({":event-type": "PayloadPart"}, b"unsigned"), "signed envelope"),
+        (
+            lambda seed: encode({":date": Timestamp(0), ":chunk-signature": b"x" * 32}, b"y"),
+            "Signature expired",
+        ),
+    ],
+    ids=["garbage", "unsigned", "stale"],
+)
+def test_malformed_input_gets_the_services_error(body: Callable[[str], bytes], words: str) -> None:
+    with Http2EndpointThread(credentials=CREDENTIALS, region="us-west-2") as server:
+        status, messages = h2c_exchange(server, body)
+        record = server.endpoint.exchanges[-1]
+    assert status == b"200"
+    (error,) = messages
+    assert (
+        error.headers[":message-type"] == "error" and error.headers[":error-code"] == "InputValidationError"
+    )
+    assert words in error.headers[":error-message"] and words in record.error
+
+
+def test_unknown_route_and_method() -> None:
+    with Http2EndpointThread(credentials=CREDENTIALS, region="us-west-2") as server:
+        status, messages = h2c_exchange(server, lambda seed: b"", path="/endpoints/x/invocations")
+    assert status == b"404"
+    assert b"No operation at /endpoints/x/invocations" in b"".join(messages)
 
 
 def test_demo_sends_while_receiving() -> None:
