@@ -526,3 +526,12 @@ def test_events_larger_than_the_windows(tls: tuple[ssl.SSLContext, str], ca_file
             stream.close_input()
             assert [e["PayloadPart"]["Bytes"] for e in stream] == [big, b"small"]
         runtime.close()
+
+
+def test_cleartext_endpoint_is_refused_by_the_client() -> None:
+    with pytest.raises(errors.ParamValidationError, match="https://"):
+        http2_client(endpoint_url="http://127.0.0.1:8080", **KEYS)
+    assert (
+        http2_client(endpoint_url="https://127.0.0.1:8443", **KEYS).exceptions.ClientError.__name__
+        == "ClientError"
+    )

@@ -43,8 +43,7 @@ class Endpoint:
         window: int = 1 << 20,
         max_streams_per_connection: int = 100,
     ) -> None:
-        if scheme != "https":
-            # awscrt's Python binding negotiates HTTP/2 only through TLS ALPN (no prior-knowledge h2c).
+        if scheme != "https":  # awscrt's Python binding negotiates HTTP/2 only through TLS ALPN
             raise ValueError("HTTP/2 bidirectional streaming needs an https:// endpoint")
         self.host = host
         self.port = port

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from awscrt import auth as crt_auth
 from awscrt import http as crt_http
+from botocore.exceptions import ClientError
 
 from .. import EventStreamError, Message
 from ._http2_ops import (
@@ -50,6 +51,8 @@ from .errors import (
     InternalStreamFailure,
     ModelError,
     ModelStreamError,
+    NoCredentialsError,
+    ParamValidationError,
     SageMakerRuntimeError,
     StreamTimeout,
 )
@@ -103,6 +106,9 @@ class Exceptions:
     EventTimeout = EventTimeout
     SendTimeout = SendTimeout
     IncompleteStream = IncompleteStream
+    ParamValidationError = ParamValidationError
+    NoCredentialsError = NoCredentialsError
+    ClientError = ClientError
 
 
 class Http2Base:
@@ -115,6 +121,12 @@ class Http2Base:
         self.endpoint_url = target.endpoint_url
         self.max_inflight = max_inflight
         self.window = window
+        if target.scheme != "https":
+            # awscrt's Python binding negotiates HTTP/2 only through TLS ALPN (no prior-knowledge h2c).
+            url = target.endpoint_url
+            raise ParamValidationError(
+                f"HTTP/2 bidirectional streaming needs an https:// endpoint, not {url}"
+            )
         endpoint = Endpoint(
             target.scheme, target.host, target.port, verify=target.verify,
             connect_timeout=target.connect_timeout, window=window,
