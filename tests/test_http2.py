@@ -535,3 +535,13 @@ def test_cleartext_endpoint_is_refused_by_the_client() -> None:
         http2_client(endpoint_url="https://127.0.0.1:8443", **KEYS).exceptions.ClientError.__name__
         == "ClientError"
     )
+
+
+def test_a_proxy_is_refused_not_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(errors.ParamValidationError, match="NO_PROXY"):
+        http2_client(endpoint_url="https://example.invalid:8443", **KEYS)
+    monkeypatch.setenv("NO_PROXY", "example.invalid")
+    assert http2_client(endpoint_url="https://example.invalid:8443", **KEYS).endpoint_url.endswith(":8443")

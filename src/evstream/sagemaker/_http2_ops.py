@@ -143,6 +143,11 @@ def control_plane(service_name: str, *, session: Any = None, config: Any = None,
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ParamValidationError(f"Invalid endpoint_url {url!r}")
+    if control.proxy_for(url) is not None:  # refused rather than bypassed without a word
+        raise ParamValidationError(
+            f"A proxy is configured for {parts.hostname}, and the HTTP/2 client does not support proxies: "
+            "add the host to NO_PROXY or remove the proxies setting"
+        )
     default_port = 443 if parts.scheme == "https" else 80
     port = parts.port or default_port
     host_header = parts.hostname if port == default_port else f"{parts.hostname}:{port}"
