@@ -35,7 +35,7 @@ _STRICTER: list[tuple[str, re.Pattern[bytes]]] = [
 
 
 def ours(body: bytes, cuts: list[int]) -> tuple[str, bytes]:
-    reader = RawBody(Head(200, {}, CHUNKED, 0, True), 1 << 30)
+    reader = RawBody(Head(200, {}, {}, CHUNKED, 0, True), 1 << 30)
     pos = 0
     try:
         for cut in [*sorted(cuts), len(body)]:

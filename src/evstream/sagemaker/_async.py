@@ -167,13 +167,18 @@ class AsyncClient(BaseClient):
         proxy_tls: Any = None
         if parts.scheme == "https":
             proxy_tls = proxy.ssl_context or ssl.create_default_context()
-        _, connection = await loop.create_connection(
-            lambda: Connection(loop),
-            parts.hostname,
-            parts.port or (443 if proxy_tls else 80),
-            ssl=proxy_tls,
-            server_hostname=parts.hostname if proxy_tls is not None else None,
-        )
+        try:
+            _, connection = await loop.create_connection(
+                lambda: Connection(loop),
+                parts.hostname,
+                parts.port or (443 if proxy_tls else 80),
+                ssl=proxy_tls,
+                server_hostname=parts.hostname if proxy_tls is not None else None,
+            )
+        except (OSError, ssl.CertificateError) as exc:  # TLS to the proxy included: the proxy's failure
+            raise ProxyConnectionFailed(
+                f"Could not connect to the proxy {proxy.url}: {exc}", proxy_url=proxy.url
+            ) from None
         if tls is None or (proxy.use_forwarding_for_https and proxy_tls is not None):
             return connection  # requests are forwarded: absolute URLs, the proxy's headers on each
         # A tunnel: CONNECT, then TLS to the endpoint inside it.

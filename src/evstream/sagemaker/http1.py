@@ -13,12 +13,20 @@ __all__ = ["MAX_HEAD", "Head", "RawBody", "parse_head"]
 
 MAX_HEAD = 65536  # bytes of a response head: status line and header lines
 
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?")
 _VCHARS = rb"[\x21-\x7e\x80-\xff]+"
+_NAME = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_VALUE = rb"(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?"
 # field-name ":" OWS field-value OWS (RFC 9110); obsolete line folding is refused.
-_FIELD_LINE = re.compile(
-    rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?[ \t]*"
+_FIELD = rb"(" + _NAME + rb"):[ \t]*(" + _VALUE + rb")[ \t]*\r\n"
+# A whole head, checked in one pass: the status line, then field lines.
+_HEAD = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n((?:"
+    + _NAME
+    + rb":[ \t]*"
+    + _VALUE
+    + rb"[ \t]*\r\n)*)"
 )
+_FIELDS = re.compile(_FIELD)
 
 
 class Head:
@@ -27,10 +35,18 @@ class Head:
 
     __slots__ = ("framing", "headers", "keep_alive", "length", "lowered", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], framing: str, length: int, keep_alive: bool):
+    def __init__(
+        self,
+        status: int,
+        headers: dict[str, str],
+        lowered: dict[str, str],
+        framing: str,
+        length: int,
+        keep_alive: bool,
+    ) -> None:
         self.status = status
         self.headers = headers
-        self.lowered = {k.lower(): v for k, v in headers.items()}
+        self.lowered = lowered
         self.framing = framing
         self.length = length
         self.keep_alive = keep_alive
@@ -50,48 +66,58 @@ def parse_head(buffer: bytearray, *, request_method: str = "POST") -> Head | Non
             if len(buffer) >= MAX_HEAD:
                 raise _malformed(f"longer than {MAX_HEAD} bytes")
             return None
-        lines = bytes(buffer[:end]).split(b"\r\n")
+        block = bytes(buffer[: end + 2])
         del buffer[: end + 4]
-        status_line = _STATUS_LINE.fullmatch(lines[0])
-        if status_line is None:
-            raise _malformed(f"status line {lines[0][:60]!r}")
-        status = int(status_line[2])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            field = _FIELD_LINE.fullmatch(line)
-            if field is None:
-                raise _malformed(f"header line {line[:60]!r}")
-            name = field[1].decode("ascii")
-            value = (field[2] or b"").decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        if 100 <= status < 200:
+        head = _HEAD.fullmatch(block)
+        if head is None:
+            raise _refusal(block)
+        status = int(head[2])
+        if status < 200:
             continue  # 100 Continue and the like: the answer follows
-        return _framed(status, headers, status_line[1] == b"1", request_method)
+        headers: dict[str, str] = {}
+        lowered: dict[str, str] = {}
+        for raw_name, raw_value in _FIELDS.findall(head[3]):
+            name = raw_name.decode("ascii")
+            value = raw_value.decode("latin-1")
+            key = name.lower()
+            if key in lowered:  # a repeated field: its values joined, as one list
+                value = f"{lowered[key]}, {value}"
+                name = next(n for n in headers if n.lower() == key)
+            headers[name] = lowered[key] = value
+        return _framed(status, headers, lowered, head[1] == b"1", request_method)
 
 
-def _framed(status: int, headers: dict[str, str], http11: bool, method: str) -> Head:
-    lowered = {k.lower(): v for k, v in headers.items()}
+def _refusal(block: bytes) -> IncompleteStream:
+    """The error for a head that did not parse, naming the first line at fault."""
+    lines = block.split(b"\r\n")[:-1]
+    for line in lines[1:]:
+        if _FIELDS.fullmatch(line + b"\r\n") is None:
+            return _malformed(f"header line {line[:60]!r}")
+    return _malformed(f"status line {lines[0][:60]!r}")
+
+
+def _framed(status: int, headers: dict[str, str], lowered: dict[str, str], http11: bool, method: str) -> Head:
     connection = {token.strip().lower() for token in lowered.get("connection", "").split(",")}
     keep_alive = http11 and "close" not in connection
     encoding = lowered.get("transfer-encoding")
     length_value = lowered.get("content-length")
     if method == "CONNECT" and 200 <= status < 300:
-        return Head(status, headers, LENGTH, 0, False)
+        return Head(status, headers, lowered, LENGTH, 0, False)
     if status in (204, 304):
-        return Head(status, headers, LENGTH, 0, keep_alive)
+        return Head(status, headers, lowered, LENGTH, 0, keep_alive)
     if encoding is not None:
         if encoding.strip().lower() != "chunked":
             raise _malformed(f"Transfer-Encoding {encoding!r} (only chunked is understood)")
         if length_value is not None:
             raise _malformed("both Transfer-Encoding and Content-Length")
-        return Head(status, headers, CHUNKED, 0, keep_alive)
+        return Head(status, headers, lowered, CHUNKED, 0, keep_alive)
     if length_value is not None:
         values = {value.strip() for value in length_value.split(",")}
         value = values.pop()
         if values or not value.isdigit() or not value.isascii() or len(value) > 18:
             raise _malformed(f"Content-Length {length_value!r}")
-        return Head(status, headers, LENGTH, int(value), keep_alive)
-    return Head(status, headers, UNTIL_CLOSE, 0, False)
+        return Head(status, headers, lowered, LENGTH, int(value), keep_alive)
+    return Head(status, headers, lowered, UNTIL_CLOSE, 0, False)
 
 
 class RawBody(BodyReader):
