@@ -257,12 +257,12 @@ def test_json_value_cut_into_many_pieces_with_brackets_in_strings() -> None:
 
 
 def test_invalid_json_raises_before_the_end_of_the_stream() -> None:
-    parser = JSONParser()
-    parser.feed(b"{not json}\n")
     with pytest.raises(lines.InvalidJSON):
-        for _ in range(20):
-            parser.feed(b'{"a": 1}\n'[:4])
-            parser.feed(b'{"a": 1}\n'[4:])
+        JSONParser().feed(b"{not json}\n")
+    parser = JSONParser()
+    parser.feed(b'{"a": tr')  # too short to tell from a value cut off
+    with pytest.raises(lines.InvalidJSON):
+        parser.feed(b'ash}\n{"b": 1}\n')
 
 
 @given(
@@ -275,3 +275,12 @@ def test_lines_end_at_cr_lf_or_crlf_cut_anywhere(text: str, points: list[int]) -
     if expected[-1] == "":
         expected.pop()  # the terminator of the last line starts no new line
     assert list(lines.iter_lines(cut(data, points))) == expected
+
+
+def test_bad_json_line_raises_when_the_next_line_arrives() -> None:
+    with pytest.raises(lines.InvalidJSON, match="Expecting value"):
+        JSONParser().feed(b'{"a": 1}\n{"b": nope}\n{"c": 2}\n')
+    parser = JSONParser()
+    parser.feed(b'{"b": n')
+    with pytest.raises(lines.InvalidJSON):
+        parser.feed(b'ope, "more": "data that goes on"}\n')

@@ -41,6 +41,13 @@ def load_json(text: str) -> Any:
         raise InvalidJSON("JSON nested too deeply", text, 0) from None
 
 
+def _invalid(exc: json.JSONDecodeError) -> bool:
+    """Whether a parse error is bad JSON rather than the end of a value that has not arrived yet: the
+    parser stopped well before the end (further than a cut-off literal, number or escape reaches), and
+    not inside a string that may still be arriving."""
+    return len(exc.doc) - exc.pos > 8 and not exc.msg.startswith("Unterminated string")
+
+
 class JSONSequence:
     """JSON values one after another, separated by whitespace or by nothing: JSON lines, and the
     objects Bedrock sends one per chunk (``{...}{...}``), cut anywhere.
@@ -86,15 +93,19 @@ class JSONSequence:
                 if first in "{[":
                     try:
                         value, i = _decoder.raw_decode(text, i)
-                    except json.JSONDecodeError:
-                        self._mode, self._attempts = "retry", 1  # cut off (or invalid)
-                        self._keep(text[start:])
-                        break
+                    except json.JSONDecodeError as exc:
+                        if not _invalid(exc):
+                            self._mode, self._attempts = "retry", 1  # cut off, most likely
+                            self._keep(text[start:])
+                            break
+                        self._mode, self._depth, self._in_string, self._escape = "nested", 1, False, False
+                        i = start + 1  # invalid: scan to its end, then report it
                     except RecursionError:
                         raise InvalidJSON("JSON nested too deeply", text[i:], 0) from None
-                    values.append(value)
-                    continue
-                if first == '"':
+                    else:
+                        values.append(value)
+                        continue
+                elif first == '"':
                     self._mode, self._in_string, i = "string", True, i + 1
                 elif first in "}],:":
                     load_json(text[i:])  # raises: a value cannot start here
@@ -125,9 +136,9 @@ class JSONSequence:
         """Parse the pending value (all of ``text`` so far); where to go on in ``text``, or -1."""
         try:
             value, end = _decoder.raw_decode(text, 0)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as exc:
             self._attempts += 1
-            if self._attempts <= _ATTEMPTS and len(text) <= _RETRY_LENGTH:
+            if self._attempts <= _ATTEMPTS and len(text) <= _RETRY_LENGTH and not _invalid(exc):
                 self._size = 0
                 self._keep(text)
                 return -1
