@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evstream import formats, lines
-from evstream.emulator.workloads import FINISH_REASONS, Behavior, generate_text, split_parts
+from evstream.emulator.workloads import FINISH_REASONS, Behavior, format_records, generate_text, split_parts
 from evstream.emulator.workloads import FORMATS as FORMATS_OF_THE_ENDPOINT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "streams"
@@ -312,3 +312,17 @@ def test_a_stream_that_raised_gives_nothing_more() -> None:
     with pytest.raises(lines.InvalidJSON):
         next(broken)
     assert list(broken) == []
+
+
+@given(
+    st.sampled_from([f for f in FORMATS_OF_THE_ENDPOINT if f != "raw"]),
+    st.lists(st.text(max_size=6), min_size=1, max_size=12),
+    st.lists(st.integers(0, 3000), max_size=30),
+)
+@settings(max_examples=400, deadline=None)
+def test_any_generated_text_any_split(fmt: str, tokens: list[str], points: list[int]) -> None:
+    # Tokens with quotes, braces, backslashes, CR/LF, "data:", "[DONE]", any Unicode: the text survives.
+    data = b"".join(format_records(fmt, tokens))
+    stream = lines.iter_tokens(cut(data, points))
+    assert "".join(stream) == "".join(tokens)
+    assert stream.finish_reason == FINISH_REASONS[fmt]

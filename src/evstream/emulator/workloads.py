@@ -21,6 +21,7 @@ __all__ = [
     "FORMATS",
     "PROMPT_TOKENS",
     "Behavior",
+    "format_records",
     "generate_records",
     "generate_text",
     "split_parts",
@@ -174,10 +175,14 @@ def generate_records(behavior: Behavior) -> Iterator[bytes]:
     and closing records (role chunk, finish reason, usage, ``[DONE]``), as each server sends them:
     SSE events, JSON lines, or Bedrock's JSON objects with no separator. The last token's record
     carries the finish reason (see ``FINISH_REASONS``) and usage (``PROMPT_TOKENS`` in, ``tokens`` out)."""
-    tokens = [token(i, behavior.seed) for i in range(behavior.tokens)]
-    if behavior.format == "raw":
+    return format_records(behavior.format, [token(i, behavior.seed) for i in range(behavior.tokens)])
+
+
+def format_records(fmt: str, tokens: list[str]) -> Iterator[bytes]:
+    """The records of a generation of these tokens in format ``fmt`` (see :func:`generate_records`)."""
+    if fmt == "raw":
         return (tok.encode() for tok in tokens)
-    return _RECORDS[behavior.format](tokens)
+    return _RECORDS[fmt](tokens)
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
