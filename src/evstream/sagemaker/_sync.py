@@ -43,7 +43,7 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, Limits, may_retry
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, Limits, answered, may_retry
 
 __all__ = ["Client", "EventStream"]
 
@@ -240,7 +240,7 @@ class EventStream(StreamState):
                 if response.status != 200 or EVENTSTREAM not in response.headers.get("content-type", ""):
                     raise self._http_error(response)
             except SageMakerRuntimeError as exc:
-                delay = self._client._retry_delay(self._attempts, exc, self._call)
+                delay = None if answered(exc) else self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
                 time.sleep(delay)

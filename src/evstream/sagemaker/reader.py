@@ -17,7 +17,7 @@ from ..errors import TruncatedStream
 from ._base import Operation, incomplete_frame, non_payload
 from .errors import IncompleteStream, SageMakerRuntimeError
 
-__all__ = ["CHUNKED", "LENGTH", "UNTIL_CLOSE", "BodyReader", "Limits", "may_retry"]
+__all__ = ["CHUNKED", "LENGTH", "UNTIL_CLOSE", "BodyReader", "Limits", "answered", "may_retry"]
 
 # How the body is delimited.
 CHUNKED = "chunked"
@@ -315,15 +315,18 @@ class BodyReader:
             raise incomplete_frame(exc, self.request_id) from None
 
 
+def answered(error: BaseException) -> bool:
+    """Whether ``error`` says the server answered with a malformed response (head or body): sending the
+    request again is then not the client's call."""
+    return isinstance(error, IncompleteStream)
+
+
 def may_retry(error: BaseException, delivered: bool) -> bool:
     """Whether a failure while reading a body allows another attempt: only before the first event is
     delivered, only for errors that say a retry can help, and never for a body that was cut short or
     malformed (the server answered: sending the request again is not the client's call)."""
     return (
-        not delivered
-        and isinstance(error, SageMakerRuntimeError)
-        and error.retryable
-        and not isinstance(error, IncompleteStream)
+        not delivered and isinstance(error, SageMakerRuntimeError) and error.retryable and not answered(error)
     )
 
 
