@@ -100,16 +100,19 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
             protocols.append(protocol)
 
     async def one(n: int) -> int:
-        if transports[n].is_closing():  # the endpoint closed it while idle: open another, as a pool does
-            await connect(n)
-        protocol = protocols[n]
+        if transports[n].is_closing() or not protocols[n].queue.empty():
+            await connect(n)  # the endpoint closed it while idle: open another, as a pool does
         transports[n].write(requests[n])
         received = 0
         tail = b""
         while True:
-            data = await protocol.queue.get()
+            data = await protocols[n].queue.get()
             if not data:
-                raise ConnectionError("the endpoint closed the connection")
+                if received:
+                    raise ConnectionError("the endpoint closed the connection inside a response")
+                await connect(n)  # closed as the request went out (a pool retries this too)
+                transports[n].write(requests[n])
+                continue
             received += len(data)
             tail = (tail + data)[-len(_END) :]
             if tail == _END:
