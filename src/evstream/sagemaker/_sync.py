@@ -70,7 +70,7 @@ class _Body:
     one blocking ``recv`` per read, its timeout in the kernel (SO_RCVTIMEO), no poll() before it, no
     buffered file or chunk parser in between."""
 
-    __slots__ = ("_armed", "_native", "_saved_timeout", "_sock", "early", "framing", "length", "response")
+    __slots__ = ("_native", "_saved_timeout", "_sock", "armed", "early", "framing", "length", "response")
 
     def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
         self.response = response
@@ -83,7 +83,7 @@ class _Body:
             self.framing, self.length = UNTIL_CLOSE, 0
         self.early = b""
         self._sock: Any = None
-        self._armed = -1.0
+        self.armed = -1.0
         self._native = False
         self._saved_timeout: float | None = None
 
@@ -111,9 +111,9 @@ class _Body:
     def arm(self, seconds: float) -> None:
         """The most the next read waits."""
         seconds = max(seconds, 0.001)
-        if seconds == self._armed:
+        if seconds == self.armed:
             return
-        self._armed = seconds
+        self.armed = seconds
         if self._native:
             whole = int(seconds)
             self._sock.setsockopt(
@@ -288,7 +288,9 @@ class EventStream(StreamState):
                 request_id=self.request_id,
             )
             feed = reader.feed
-            deadline = time.monotonic() + config.first_byte_timeout  # for the first event
+            monotonic = time.monotonic
+            idle = config.event_timeout
+            deadline = monotonic() + config.first_byte_timeout  # for the first event
             try:
                 try:
                     recv = body.start(config.first_byte_timeout)
@@ -298,7 +300,7 @@ class EventStream(StreamState):
                             try:
                                 data = recv(_READ)
                             except _TIMEOUTS:
-                                left = deadline - time.monotonic()
+                                left = deadline - monotonic()
                                 if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
                                     body.arm(left)
                                     continue
@@ -308,24 +310,27 @@ class EventStream(StreamState):
                                 break
                         events = feed(data)
                         data = b""
-                        delivered = False
-                        while True:
-                            if events:
-                                delivered = self._delivered = True
-                                self._batch = events
+                        if events:
+                            self._delivered = True
+                            self._batch = events
+                            yield from events
+                            while reader.pending:  # more of this read, a batch at a time
+                                self._batch = events = feed(b"")
                                 yield from events
-                            if not reader.pending:
+                            if reader.done:
                                 break
-                            events = feed(b"")
-                        if reader.done:
-                            break
-                        if delivered:
                             # A new deadline from the event delivered, the full timeout for the next read.
-                            deadline = time.monotonic() + config.event_timeout
-                            body.arm(config.event_timeout)
+                            deadline = monotonic() + idle
+                            if body.armed != idle:
+                                body.arm(idle)
                         else:
+                            while reader.pending:  # the error the reader holds is raised here
+                                self._batch = events = feed(b"")
+                                yield from events
+                            if reader.done:
+                                break
                             # Bytes but no event do not move the deadline: the next read waits what is left.
-                            body.arm(deadline - time.monotonic())
+                            body.arm(deadline - monotonic())
                 except SageMakerRuntimeError:
                     raise
                 except OSError as exc:
