@@ -124,8 +124,10 @@ def _tgi_final(r: Record, state: StreamState) -> None:
 
 def _choices(r: Record) -> list[Record]:
     choices = r.get("choices")
-    if not isinstance(choices, list):
+    if type(choices) is not list:
         return []
+    if len(choices) == 1 and type(choices[0]) is dict and choices[0].get("index", 0) == 0:
+        return choices  # the usual chunk: one choice
     return [c for c in choices if isinstance(c, dict) and c.get("index", 0) == 0]
 
 
@@ -428,14 +430,15 @@ class RecordParser:
             raise self.error
 
     def _records(self, values: list[Any]) -> list[Any]:
-        self.raise_error()
+        if self.error is not None:
+            raise self.error
         if self._json.framing == "text":
             return values
         fmt, state = self._format, self.state
         for index, value in enumerate(values):
             if type(value) is not dict:
                 continue
-            if "error" in value or "object" in value:
+            if "error" in value or value.get("object") == "error":
                 self.error = record_error(value)
                 if self.error is not None:
                     return values[:index]
@@ -523,7 +526,8 @@ class _SyncStream(_Outcome, Generic[T]):
             if self._finished:
                 raise StopIteration
             try:
-                self._parser.raise_error()
+                if self._parser.error is not None:
+                    raise self._parser.error
                 if self._chunks is None:
                     raise StopIteration
                 try:
@@ -566,7 +570,8 @@ class _AsyncStream(_Outcome, Generic[T]):
             if self._finished:
                 raise StopAsyncIteration
             try:
-                self._parser.raise_error()
+                if self._parser.error is not None:
+                    raise self._parser.error
                 if self._chunks is None:
                     raise StopAsyncIteration
                 try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 if TYPE_CHECKING:
@@ -109,10 +109,27 @@ class _Parser(Protocol[T]):
     def close(self) -> list[T]: ...
 
 
-def record_decoder() -> Any:
-    # A leading byte-order mark is not text: the HTML standard drops it before parsing SSE, and JSON
-    # would not parse with it.
-    return codecs.getincrementaldecoder("utf-8-sig")().decode
+class RecordDecoder:
+    """Incremental UTF-8 for records, one C call per chunk: a character cut across chunks comes out
+    whole with the later one, and a leading byte-order mark is dropped (it is not text: the HTML
+    standard drops it before parsing SSE, and JSON would not parse with it)."""
+
+    __slots__ = ("_pending", "_started")
+
+    def __init__(self) -> None:
+        self._pending = b""  # the start of a character cut by the end of the last chunk
+        self._started = False
+
+    def __call__(self, data: Chunk, final: bool = False) -> str:
+        if self._pending:
+            data = self._pending + bytes(data)
+        text, used = codecs.utf_8_decode(data, "strict", final)
+        self._pending = bytes(data[used:]) if used < len(data) else b""
+        if not self._started and text:
+            self._started = True
+            if text[0] == "\ufeff":
+                text = text[1:]
+        return text
 
 
 class TextDecoder:
@@ -138,7 +155,7 @@ class LineSplitter:
     """
 
     def __init__(self, max_line_length: int = MAX_LINE_LENGTH) -> None:
-        self._decode = record_decoder()
+        self._decode = RecordDecoder()
         self._limit = max_line_length
         self._parts: list[str] = []  # the line in progress, joined once when it ends
         self._size = 0
@@ -210,6 +227,9 @@ class SSEParser:
     name and its value becomes data (llama.cpp's server reports errors as ``error: {...}``).
     """
 
+    # What an event is made into: readers that need only the type and data pass a cheaper function.
+    make_event: Callable[[str, str, str | None, int | None], Any] = SSEEvent
+
     def __init__(self, max_line_length: int = MAX_LINE_LENGTH, extra_fields: tuple[str, ...] = ()) -> None:
         self._lines = LineSplitter(max_line_length)
         self._limit = max_line_length
@@ -271,7 +291,9 @@ class SSEParser:
         if not self._data:
             self._event = ""
             return None
-        event = SSEEvent("\n".join(self._data), self._event or "message", self._id, self._retry)
+        event: SSEEvent = self.make_event(
+            "\n".join(self._data), self._event or "message", self._id, self._retry
+        )
         self._data = []
         self._size = 0
         self._event = ""

@@ -15,8 +15,8 @@ from .lines import (
     Chunk,
     InvalidJSON,
     LineTooLong,
+    RecordDecoder,
     SSEParser,
-    record_decoder,
 )
 
 __all__ = ["FRAMINGS", "JSONParser", "JSONSequence", "load_json"]
@@ -214,6 +214,10 @@ _SSE_FIELDS = ("data", "event", "id", "retry", "error")
 FRAMINGS = ("sse", "json", "text")
 
 
+def _type_and_data(data: str, kind: str, _id: str | None, _retry: int | None) -> tuple[str, str]:
+    return kind, data
+
+
 class JSONParser:
     """JSON values from SSE ``data:`` fields, or from JSON lines and concatenated JSON objects; which
     one is told by the start of the stream (a leading byte-order mark is dropped).
@@ -233,7 +237,7 @@ class JSONParser:
     ) -> None:
         if framing not in (None, *FRAMINGS):
             raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, not {framing!r}")
-        self._decode = record_decoder()
+        self._decode = RecordDecoder()
         self._limit = max_line_length
         self._text_fallback = text_fallback
         self._start = ""  # text before the framing is known
@@ -254,6 +258,7 @@ class JSONParser:
         self.framing = framing
         if framing == "sse":
             self._sse = SSEParser(self._limit, extra_fields=("error",))
+            self._sse.make_event = _type_and_data
         elif framing == "json":
             self._json = JSONSequence(self._limit)
 
@@ -293,23 +298,29 @@ class JSONParser:
         lines = self._sse._lines.split(text)
         if final:
             lines += self._sse._lines.finish()
-        events = self._sse.events(lines)
+        elif not lines:
+            return []  # a part of a line: nothing completed
+        events: list[Any] = self._sse.events(lines)  # (type, data) pairs: see _type_and_data
         if final:
             events += self._sse.flush()
         if self.done:
             return []
         values = []
-        for event in events:
-            data = event.data
-            if event.event == "error":
+        for kind, data in events:
+            if kind == "error":
                 try:
                     error = json.loads(data)
                 except (ValueError, RecursionError):
                     error = data
                 values.append({"error": error})
-            elif data.strip() == "[DONE]":
+                continue
+            if data[:1] == "{":
+                values.append(load_json(data))
+                continue
+            stripped = data.strip()
+            if stripped == "[DONE]":
                 self.done = True
                 break
-            elif data.strip():
+            if stripped:
                 values.append(load_json(data))
         return values
