@@ -314,22 +314,34 @@ def test_boto3_puts_a_folded_header_on_the_wire(isolated: Any) -> None:
 # -- evstream's retry rule: retried until the first event is delivered, never after -------------------
 
 
+# fault: (the error when it is not retried, retried when it comes before any event)
+RETRY_RULE_FAULTS: dict[str, tuple[type[Exception], bool]] = {
+    "disconnect": (botocore.exceptions.ResponseStreamingError, True),  # a dropped connection
+    "internal-stream-failure": (botocore.exceptions.EventStreamError, True),  # the service's failure
+    "model-stream-error": (botocore.exceptions.EventStreamError, False),  # the model's: it would fail again
+}
+
+
 @pytest.mark.parametrize("flavour", FLAVOURS)
-@pytest.mark.parametrize(("after", "attempts"), [(0, 2), (2, 1)])
+@pytest.mark.parametrize("after", [0, 2], ids=["before-any-event", "after-two-events"])
+@pytest.mark.parametrize("fault", list(RETRY_RULE_FAULTS))
 def test_stream_failures_are_retried_only_before_the_first_event(
-    isolated: Any, endpoint: EmulatorThread, flavour: str, after: int, attempts: int
+    isolated: Any, endpoint: EmulatorThread, flavour: str, fault: str, after: int
 ) -> None:
-    """A connection dropped before any event is retried (boto3 would raise); after an event it is not
-    (the caller has seen part of the answer)."""
+    """A dropped connection or an InternalStreamFailure before any event is retried (boto3 cannot: it
+    raises); after an event nothing is (the caller has seen part of the answer). The count and the
+    backoff stay botocore's (standard mode counts a ResponseStreamingError as transient)."""
+    error, retried_before_events = RETRY_RULE_FAULTS[fault]
     config = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 3})
-    params = stream_params(fault="disconnect", after=after, fault_times=1, tokens=4)
+    params = stream_params(fault=fault, after=after, fault_times=1, tokens=4)
     ours = evstream_stream(flavour, "sagemaker-runtime", kwargs_for(endpoint.url, config), params)
     tried = [r for r in endpoint.emulator.requests if r.body == params["Body"]]
-    assert len(tried) == attempts, f"{len(tried)} attempts: {ours}"
-    if attempts == 2:
+    if after == 0 and retried_before_events:
+        assert len(tried) == 2, f"{len(tried)} attempts (expected a retry): {ours}"
         assert ours.stage == "done" and len(ours.events) == 4, ours
     else:
-        assert isinstance(ours.error, botocore.exceptions.ResponseStreamingError), ours
+        assert len(tried) == 1, f"{len(tried)} attempts (expected none again): {ours}"
+        assert isinstance(ours.error, error), ours
         assert len(ours.events) == after, ours
 
 
