@@ -359,3 +359,32 @@ def test_a_200_answer_that_is_not_an_event_stream_is_not_retried(isolated: Any, 
     assert ours.error is None or isinstance(
         ours.error, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
     ), ours
+
+
+# -- the service's patterns and lengths, checked before sending (boto3 leaves them to the service) -------
+
+OUT_OF_MODEL = {
+    "EndpointName-pattern": {"EndpointName": "has space"},
+    "EndpointName-length": {"EndpointName": "a" * 64},
+    "CustomAttributes-length": {"CustomAttributes": "x" * 1025},
+}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("validation", [True, False], ids=["validated", "parameter_validation-off"])
+def test_values_outside_the_model_are_refused_before_sending(
+    isolated: Any, flavour: str, validation: bool
+) -> None:
+    """Refused as ParamValidationError without a round trip; with parameter_validation=False they are
+    sent, as boto3 sends them."""
+    config = botocore.config.Config(parameter_validation=validation, retries={"total_max_attempts": 1})
+    for case, values in OUT_OF_MODEL.items():
+        with WireSink() as sink:
+            outcome = evstream_stream(
+                flavour, "sagemaker-runtime", kwargs_for(sink.url, config), {**stream_params(), **values}
+            )
+        if validation:
+            assert isinstance(outcome.error, botocore.exceptions.ParamValidationError), f"{case}: {outcome}"
+            assert not sink.received, f"{case}: bytes reached the wire"
+        else:
+            assert sink.received.startswith(b"POST /endpoints/"), f"{case}: {outcome}"
