@@ -419,7 +419,8 @@ class RecordParser:
         return self._format.name if self._format is not None else None
 
     def feed(self, data: Chunk) -> list[Any]:
-        return self._records(self._json.feed(data))
+        values = self._json.feed(data)
+        return self._records(values) if values else values
 
     def close(self) -> list[Any]:
         return self._records(self._json.close())
@@ -465,7 +466,8 @@ class TokenParser(RecordParser):
     plain_text = True
 
     def feed(self, data: Chunk) -> list[str]:
-        return self._tokens(self._records(self._json.feed(data)))
+        values = self._json.feed(data)
+        return self._tokens(self._records(values)) if values else values
 
     def close(self) -> list[str]:
         return self._tokens(self._records(self._json.close()))

@@ -249,6 +249,8 @@ class JSONParser:
         self.done = False
 
     def feed(self, data: Chunk) -> list[Any]:
+        if self._json is not None:
+            return self._json.feed(self._decode(data))
         return self._values(self._decode(data), False)
 
     def close(self) -> list[Any]:
