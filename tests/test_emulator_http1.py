@@ -90,6 +90,14 @@ def test_body_limit_is_checked_before_reading(server: EmulatorThread) -> None:
     assert status(exchange(server, chunked)) == 413
 
 
+def test_an_oversized_body_is_refused_before_100_continue(server: EmulatorThread) -> None:
+    head = b"POST /invocations HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+    refused = exchange(server, head % (LIMITS.max_body + 1))
+    assert status(refused) == 413 and b"100 Continue" not in refused
+    accepted = exchange(server, head % 2 + b"{}")
+    assert accepted.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+
+
 def test_idle_connections_are_closed(server: EmulatorThread) -> None:
     start = time.monotonic()
     assert exchange(server, b"") == b""  # nothing sent: closed without an answer

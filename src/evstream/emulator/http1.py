@@ -159,30 +159,35 @@ async def _chunked_body(reader: asyncio.StreamReader, limits: Limits) -> bytes:
             raise _bad("chunk data must end with CRLF")
 
 
-async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str], limits: Limits) -> bytes:
+def _body_length(headers: Mapping[str, str], limits: Limits) -> int | None:
+    """The body's length from Content-Length (0 without one), or None for a chunked body."""
     encoding = headers.get("transfer-encoding")
     if encoding is not None:
         if "content-length" in headers:
             raise _bad("both Content-Length and Transfer-Encoding")
         if encoding.strip().lower() != "chunked":
             raise HTTPError(501, "BadRequest", f"transfer coding {encoding!r} is not supported")
-        return await _chunked_body(reader, limits)
+        return None
     length_text = headers.get("content-length", "0").encode("latin-1")
     if not _DIGITS.fullmatch(length_text):
         raise _bad("malformed Content-Length")
     length = int(length_text)
     if length > limits.max_body:
         raise HTTPError(413, "ValidationError", f"request body over {limits.max_body} bytes")
-    return await reader.readexactly(length)
+    return length
 
 
 async def _rest(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bytes, limits: Limits
 ) -> RecordedRequest:
     request = await _head(reader, first, limits)
+    length = _body_length(request.headers, limits)  # refused before the client is told to send it
     if request.headers.get("expect", "").lower() == "100-continue":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.body = await _body(reader, request.headers, limits)
+    if length is None:
+        request.body = await _chunked_body(reader, limits)
+    else:
+        request.body = await reader.readexactly(length)
     return request
 
 
