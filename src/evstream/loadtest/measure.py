@@ -52,7 +52,7 @@ class WorkerLoad:
     wait_s: float = 0.0  # time this process was ready to run but the OS ran something else
     gc_pause_max_ns: int = 0  # the longest garbage-collection pass in the window
     gc_pause_s: float = 0.0
-    span_s: float = 0.0  # wall time between begin() and end(): what cpu_s and wait_s were read over
+    span_s: float = 0.0  # wall time between begin() and end(): what cpu_s, wait_s and events cover
 
     @staticmethod
     def prepare() -> None:
@@ -65,16 +65,16 @@ class WorkerLoad:
     def begin(self) -> None:
         """The measured window starts: read the CPU clocks, watch the garbage collector."""
         _GC_WATCH.start(self)
+        # The wall and CPU clocks are read back to back (no call between them lets other threads
+        # run), the run-queue figure after them.
+        self.span_s = -clock_ns() / 1e9
         self.cpu_s = -time.process_time()
         self.wait_s = -cpu_wait_s()
-        self.span_s = -clock_ns() / 1e9
 
     def end(self) -> None:
-        # A thread-per-stream client's main thread can be held off for a while by the others: the
-        # clocks are read whenever it gets to run, and the shares are over that span.
+        self.span_s += clock_ns() / 1e9
         self.cpu_s += time.process_time()
         self.wait_s = max(0.0, self.wait_s + cpu_wait_s())
-        self.span_s += clock_ns() / 1e9
         _GC_WATCH.stop()
         gc.unfreeze()
 
@@ -89,13 +89,9 @@ class WorkerLoad:
         return self.cpu_s / self.span_s if self.span_s > 0 else 0.0
 
     @property
-    def window_cpu_s(self) -> float:
-        """CPU seconds spent over the measured window."""
-        return self.cpu_share * self.window_ns / 1e9
-
-    @property
     def cpu_us_per_event(self) -> float:
-        return self.window_cpu_s * 1e6 / self.events if self.events else 0.0
+        """CPU per payload received over the span the clocks were read (``events`` counts those)."""
+        return self.cpu_s * 1e6 / self.events if self.events else 0.0
 
     @property
     def busy(self) -> bool:
@@ -129,6 +125,7 @@ class StepResult:
     window_tokens: int = 0  # tokens received in the window, by any request
     window_events: int = 0
     window_completions: int = 0  # requests that ended in the window
+    events: int = 0  # payloads received in the whole step, by any request
     ttft: Histogram = dataclasses.field(default_factory=Histogram)
     itl: Histogram = dataclasses.field(default_factory=Histogram)
     e2e: Histogram = dataclasses.field(default_factory=Histogram)
@@ -171,6 +168,7 @@ class StepResult:
         self.window_tokens += other.window_tokens
         self.window_events += other.window_events
         self.window_completions += other.window_completions
+        self.events += other.events
         self.window_ns = max(self.window_ns, other.window_ns)
         for name in HISTOGRAMS:
             getattr(self, name).merge(getattr(other, name))
@@ -253,6 +251,7 @@ class StreamTimer:
     def payload(self, now: int, payload: bytes) -> None:
         tokens, sent, due = self.counter.feed(payload)
         result = self.result
+        result.events += 1
         if self.measured:
             if sent:
                 result.delay.record(now - sent)

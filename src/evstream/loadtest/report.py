@@ -43,7 +43,7 @@ def summary(result: StepResult) -> dict[str, Any]:
         row[f"{name}_count"] = histogram.count
     tps = result.stream_tps
     row["stream_tokens_per_s_p50"] = tps.percentile(50) / 1000 if tps.count else math.nan
-    cpu = sum(w.window_cpu_s for w in result.workers)
+    cpu = sum(w.cpu_s for w in result.workers)
     events = sum(w.events for w in result.workers)
     row["client_cpu_us_per_event"] = cpu * 1e6 / events if events else math.nan
     row["client_cpu_share_max"] = max((w.cpu_share for w in result.workers), default=0.0)

@@ -75,7 +75,6 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
                 if step.requests and window.measured_started == 1:
                     window.start = clock_ns()
                     probe.recording = True
-                    load.begin()
         local = StepResult("boto3")
         timer = StreamTimer(local, window, workload.counter(), measured)
         try:
@@ -101,26 +100,25 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         thread.start()
         threads.append(thread)
 
+    # The client's own load is read over the whole step: a thread-per-stream client's main thread
+    # can be held off by the others for longer than the window.
+    load.prepare()
+    load.begin()
     with LagProbe(result.lag) as probe:
         if step.concurrency:
             for n in range(step.concurrency):
                 spawn(functools.partial(user, step.warmup / 2 * n / step.concurrency))
         deadline = time.monotonic() + step.warmup + step.drain_timeout
         deadline += step.duration if not step.requests else step.requests * 60.0
-        began = prepared = False
+        began = False
         next_arrival = time.monotonic()
         while time.monotonic() < deadline:
             now = clock_ns()
-            if not prepared and now >= window.start - step.warmup * 0.25e9:
-                prepared = True
-                load.prepare()
             if not began and now >= window.start and not step.requests:
                 began = True
                 probe.recording = True
-                load.begin()
-            if began and now >= window.end and probe.recording:
+            if began and now >= window.end:
                 probe.recording = False
-                load.end()
             with lock:
                 if window.closed and not state["open"]:
                     break
@@ -141,21 +139,20 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         else:
             result.errors["DrainTimeout"] = state["open"]
         end = clock_ns()
-        if probe.recording:
-            probe.recording = False
-            load.end()
+        probe.recording = False
         stop.set()
     # Threads still streaming (cool-down fillers) stop after their stream; the next step must not
     # share the machine with them.
     join_by = time.monotonic() + step.drain_timeout
     for thread in threads:
         thread.join(max(0.0, join_by - time.monotonic()))
+    load.end()
     with lock:
         if step.requests:
             window.end = end
         result.window_ns = max(0, min(window.end, end) - window.start)
         load.window_ns = result.window_ns
-        load.events = result.window_events
+        load.events = result.events
         load.streams = step.concurrency
         load.lag_p99_ns = result.lag.percentile(99) if result.lag.count else 0.0
         load.lag_max_ns = float(result.lag.maximum)
