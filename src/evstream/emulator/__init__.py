@@ -15,9 +15,13 @@ What a request produces is set by the server's :class:`Behavior`, overridden per
 ``parameters.max_new_tokens`` sets the token count as TGI does.
 
 The package, by concern: ``http1`` (request parsing, limits, timeouts, response writing), ``server``
-(connections, routing, handlers), ``workloads`` (tokens, container formats, parts), ``events`` (the
-frames), ``faults``, ``sigv4`` (signature checks), ``proxy`` (an upstream container), ``recording``
-(bounded request log and retry bookkeeping), ``process`` (child process and thread runners).
+(routing and handlers), ``http2`` (the HTTP/2 listener), ``listener`` (what both listeners share),
+``workloads`` (tokens, container formats, parts), ``latency`` (pacing), ``events`` (the frames),
+``faults``, ``sigv4`` (signature checks, the endpoint's keys), ``proxy`` (an upstream container),
+``recording`` (bounded request log and retry bookkeeping), ``process`` (child process and thread runners).
+
+With keys (``credentials``, or ``serve`` with its keys in the environment) it is safe to expose: see
+:class:`Emulator` and :class:`Limits`.
 """
 
 from __future__ import annotations
