@@ -313,7 +313,7 @@ def token_text(value: Any) -> str | None:
     """The generated text in one streamed record of any format :mod:`evstream.formats` knows, told
     apart by its shape; None for records that carry none. (Streams are read with the format detected
     once per stream: see :func:`iter_tokens`.)"""
-    from .formats import record_text
+    from .families import record_text
 
     return record_text(value)
 
@@ -423,7 +423,7 @@ def iter_json(
     chunks: Iterable[Chunk], *, format: str | None = None, max_line_length: int = MAX_LINE_LENGTH
 ) -> RecordStream:
     """The JSON records of a model stream (format detected, or ``format=``); in-band errors raise
-    :class:`evstream.formats.ModelError`; ``.finish_reason``/``.usage`` are set once iterated."""
+    :class:`InBandError`; ``.finish_reason``/``.usage`` are set once iterated."""
     from .formats import RecordStream
 
     return RecordStream(chunks, format=format, max_line_length=max_line_length)
