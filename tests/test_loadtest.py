@@ -290,6 +290,7 @@ def test_a_concurrency_step_measures_every_token(endpoint: EmulatorThread) -> No
     (load,) = result.workers
     assert load.events == result.window_events and load.cpu_s > 0 and load.streams == 4
     assert result.lag.count > 0
+    assert 0 < result.in_flight.mean <= 4  # the four streams, sampled at each probe tick
 
 
 def test_a_request_count_step_measures_exactly_that_many(endpoint: EmulatorThread) -> None:
@@ -330,6 +331,7 @@ def test_boto3_thread_per_stream_runs_the_same_step(endpoint: EmulatorThread) ->
     assert result.output_tokens == result.requests * TOKENS
     assert result.delay.count == result.requests * TOKENS
     assert result.ttft.minimum >= 30e6
+    assert 0 < result.in_flight.mean <= 3
 
 
 def test_step_results_merge_and_travel(endpoint: EmulatorThread) -> None:
@@ -449,6 +451,8 @@ def test_report_says_what_limited_each_step(tmp_path: pytest.TempPathFactory) ->
     ours = synthetic("evstream", 64, 0.5)
     theirs = synthetic("boto3", 64, 40.0, cpu=0.9)
     starved = synthetic("evstream", 1000, 9.0, wait=0.3, late_ms=80)
+    theirs.in_flight.record_many([10] * 5)
+    ours.in_flight.record_many([64] * 5)
     results = [ours, theirs, starved]
     assert comparison(results) == [
         "at 64: client delay p99 0.50 ms with evstream, 40.0 ms with boto3 threads; ITL p99 as reported: "
@@ -457,6 +461,8 @@ def test_report_says_what_limited_each_step(tmp_path: pytest.TempPathFactory) ->
     notes = "\n".join(warnings(results))
     assert "boto3 at 64: client-bound" in notes and "evstream at 64" not in notes
     assert "evstream at 1000: the machine is busy" in notes and "fell behind its latency profile" in notes
+    assert "boto3 at 64: only 10 streams were open on average, not 64" in notes
+    assert "evstream at 64: only" not in notes
     row = summary(ours)
     assert row["output_tokens_per_s"] == 100.0
     assert row["delay_p99_ms"] == pytest.approx(0.5, abs=0.001) and row["exact_percentiles"]

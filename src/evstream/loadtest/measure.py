@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..emulator.latency import clock_ns
@@ -35,7 +35,7 @@ BUSY_LAG_P99_NS = 2_000_000
 # Above this share of the window spent waiting for a CPU, the machine (other processes) is busy.
 CPU_WAIT_SHARE = 0.05
 
-HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "late", "lag", "stream_tps")
+HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "late", "lag", "stream_tps", "in_flight")
 
 
 @dataclasses.dataclass
@@ -133,6 +133,7 @@ class StepResult:
     late: Histogram = dataclasses.field(default_factory=Histogram)  # endpoint's send - due (its lateness)
     lag: Histogram = dataclasses.field(default_factory=Histogram)
     stream_tps: Histogram = dataclasses.field(default_factory=Histogram)  # milli-tokens/s per stream
+    in_flight: Histogram = dataclasses.field(default_factory=Histogram)  # requests open, sampled
     workers: list[WorkerLoad] = dataclasses.field(default_factory=list)
 
     @property
@@ -312,8 +313,17 @@ class LagProbe:
     have about a millisecond of resolution, so lags below that are noise.
     """
 
-    def __init__(self, histogram: Histogram, loop: Any = None, interval: float = 0.02) -> None:
+    def __init__(
+        self,
+        histogram: Histogram,
+        loop: Any = None,
+        interval: float = 0.02,
+        in_flight: Callable[[], int] | None = None,
+        counts: Histogram | None = None,
+    ) -> None:
         self.histogram = histogram
+        self.in_flight = in_flight  # also sampled at each tick into ``counts``: streams open
+        self.counts = counts
         self.loop = loop
         self.interval = interval
         self.recording = False
@@ -325,6 +335,7 @@ class LagProbe:
         now = clock_ns()
         if self.recording:
             self.histogram.record(now - due)
+            self._count()
         self._handle = self.loop.call_later(self.interval, self._tick, now + round(self.interval * 1e9))
 
     def _run(self) -> None:
@@ -335,6 +346,11 @@ class LagProbe:
                 return
             if self.recording:
                 self.histogram.record(clock_ns() - due)
+                self._count()
+
+    def _count(self) -> None:
+        if self.in_flight is not None and self.counts is not None:
+            self.counts.record(self.in_flight())
 
     def __enter__(self) -> LagProbe:
         if self.loop is not None:

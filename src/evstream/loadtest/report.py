@@ -51,6 +51,7 @@ def summary(result: StepResult) -> dict[str, Any]:
     row["loop_lag_p99_ms"] = result.lag.percentile(99) / 1e6 if result.lag.count else math.nan
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
     row["gc_pause_max_ms"] = max((w.gc_pause_max_ns for w in result.workers), default=0) / 1e6
+    row["in_flight_mean"] = result.in_flight.mean if result.in_flight.count else math.nan
     row["workers"] = len(result.workers)
     row["client_bound"] = bool(result.busy_workers)
     row["machine_busy"] = any(w.starved for w in result.workers)
@@ -84,7 +85,8 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {cell('e2e', ('p50', 'p99')):>15} {delay:>26}\n"
         )
     out.write(
-        f"\n{'client':<9}{'load':>7} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13} {'done':>6}"
+        f"\n{'client':<9}{'load':>7} {'in flight':>9} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13}"
+        f" {'done':>6}"
         f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'GC max':>7}"
         f" {'workers':>8} {'endpoint late p99':>18}\n"
     )
@@ -92,7 +94,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
         row = summary(result)
         flag = "  client-bound" if row["client_bound"] else ("  machine busy" if row["machine_busy"] else "")
         out.write(
-            f"{result.client:<9}{result.label:>7} {row['requests_per_s']:>8.1f}"
+            f"{result.client:<9}{result.label:>7} {row['in_flight_mean']:>9.0f} {row['requests_per_s']:>8.1f}"
             f" {row['output_tokens_per_s']:>9.0f}"
             f" {_ms(row['stream_tokens_per_s_p50']):>13} {row['requests']:>6} {row['errors']:>7}"
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
@@ -156,6 +158,11 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                     f"{worker.lag_p99_ns / 1e6:.1f} ms late at p99 with the client mostly idle "
                     f"({worker.cpu_share:.0%} of a core): the machine's wake-up latency, or a blocking call"
                 )
+        if result.concurrency and result.in_flight.count and result.in_flight.mean < 0.9 * result.concurrency:
+            lines.append(
+                f"{result.client} at {result.label}: only {result.in_flight.mean:.0f} streams were open on "
+                f"average, not {result.concurrency}: the client could not keep up the load it was asked for"
+            )
         waiting = [w for w in result.workers if w.starved]
         if waiting:
             worst = max(waiting, key=lambda w: w.wait_share)

@@ -113,12 +113,14 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
     window_end = window_start + round(step.duration * 1e9) if not step.requests else 1 << 62
     window = Window(window_start, window_end, step.requests)
     measured_open = 0
+    open_requests = [0]  # requests sent and not ended, measured or not
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
     load = WorkerLoad(worker_name())
 
     async def request() -> None:
         nonlocal measured_open
+        open_requests[0] += 1
         body = workload.body(rng)
         measured = window.admits(clock_ns())
         timer = StreamTimer(result, window, workload.counter(), measured)
@@ -131,6 +133,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
         try:
             await _one(target, body, timer)
         finally:
+            open_requests[0] -= 1
             if measured:
                 measured_open -= 1
                 if window.closed and not measured_open:
@@ -171,7 +174,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 progress(phase, result, len(tasks))
             await asyncio.sleep(0.25)
 
-    with LagProbe(result.lag, loop) as probe:
+    with LagProbe(result.lag, loop, in_flight=lambda: open_requests[0], counts=result.in_flight) as probe:
         if step.concurrency:
             for n in range(step.concurrency):
                 spawn(user(step.warmup / 2 * n / step.concurrency))

@@ -63,11 +63,12 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
     window_end = window_start + round(step.duration * 1e9) if not step.requests else 1 << 62
     window = Window(window_start, window_end, step.requests)
     stop = threading.Event()
-    state = {"open": 0}
+    state = {"open": 0, "requests": 0}  # measured requests open; all requests open
     load = WorkerLoad(worker_name())
 
     def request() -> None:
         with lock:
+            state["requests"] += 1
             measured = window.admits(clock_ns())
             body = workload.body(rng)
             if measured:
@@ -84,6 +85,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         except Exception as exc:
             timer.fail(exc)
         with lock:
+            state["requests"] -= 1
             result.merge(local)
             if measured:
                 state["open"] -= 1
@@ -104,7 +106,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
     # can be held off by the others for longer than the window.
     load.prepare()
     load.begin()
-    with LagProbe(result.lag) as probe:
+    with LagProbe(result.lag, in_flight=lambda: state["requests"], counts=result.in_flight) as probe:
         if step.concurrency:
             for n in range(step.concurrency):
                 spawn(functools.partial(user, step.warmup / 2 * n / step.concurrency))
