@@ -283,6 +283,8 @@ def test_close_mid_stream_then_reuse(endpoint: Http2EndpointThread, ca_file: str
     stream.close()
     with pytest.raises(ValueError):
         stream.send(b"closed")
+    with pytest.raises(ValueError, match="closed"):
+        next(stream)
     with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="later") as again:
         again.send(b"two")
         again.close_input()

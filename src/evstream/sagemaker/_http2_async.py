@@ -125,6 +125,8 @@ class AsyncBidirectionalStream(StreamBase):
 
     async def __anext__(self) -> dict[str, Any]:
         core = self._stream
+        if self._closed:
+            raise ValueError("read from a closed stream")
         while True:
             deadline = time.monotonic() + self._client._target.read_timeout
             while True:

@@ -405,6 +405,8 @@ class BidirectionalStream(StreamBase):
 
     def __next__(self) -> dict[str, Any]:
         core = self._stream
+        if self._closed:
+            raise ValueError("read from a closed stream")
         while True:
             deadline = time.monotonic() + self._client._target.read_timeout
             with self._wakeup:
