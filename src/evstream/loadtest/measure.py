@@ -20,13 +20,22 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from ..emulator.latency import clock_ns
 from .histogram import Histogram
 
-__all__ = ["LagProbe", "StepResult", "StreamTimer", "Window", "WorkerLoad", "clock_ns", "cpu_wait_s"]
+__all__ = [
+    "LagProbe",
+    "OpenRequests",
+    "StepResult",
+    "StreamTimer",
+    "Window",
+    "WorkerLoad",
+    "clock_ns",
+    "cpu_wait_s",
+]
 
 # A client above these is flagged as possibly distorting what it measures: a core nearly used up, or
 # late timers (their resolution is about 1 ms) while the OS was not holding the process off the CPU.
@@ -35,7 +44,7 @@ BUSY_LAG_P99_NS = 2_000_000
 # Above this share of the window spent waiting for a CPU, the machine (other processes) is busy.
 CPU_WAIT_SHARE = 0.05
 
-HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "late", "lag", "stream_tps", "in_flight")
+HISTOGRAMS = ("ttft", "itl", "e2e", "delay", "late", "lag", "stream_tps")
 
 
 @dataclasses.dataclass
@@ -126,6 +135,7 @@ class StepResult:
     window_events: int = 0
     window_completions: int = 0  # requests that ended in the window
     events: int = 0  # payloads received in the whole step, by any request
+    in_flight: float = 0.0  # requests open on average over the window (workers' add up)
     ttft: Histogram = dataclasses.field(default_factory=Histogram)
     itl: Histogram = dataclasses.field(default_factory=Histogram)
     e2e: Histogram = dataclasses.field(default_factory=Histogram)
@@ -133,7 +143,6 @@ class StepResult:
     late: Histogram = dataclasses.field(default_factory=Histogram)  # endpoint's send - due (its lateness)
     lag: Histogram = dataclasses.field(default_factory=Histogram)
     stream_tps: Histogram = dataclasses.field(default_factory=Histogram)  # milli-tokens/s per stream
-    in_flight: Histogram = dataclasses.field(default_factory=Histogram)  # requests open, sampled
     workers: list[WorkerLoad] = dataclasses.field(default_factory=list)
 
     @property
@@ -170,6 +179,7 @@ class StepResult:
         self.window_events += other.window_events
         self.window_completions += other.window_completions
         self.events += other.events
+        self.in_flight += other.in_flight
         self.window_ns = max(self.window_ns, other.window_ns)
         for name in HISTOGRAMS:
             getattr(self, name).merge(getattr(other, name))
@@ -231,6 +241,32 @@ class Window:
         if self.measured_target:
             return self.measured_started >= self.measured_target
         return clock_ns() >= self.end
+
+
+class OpenRequests:
+    """How many requests are open, and the time-weighted mean of that over the window: the load the
+    client actually kept up (a client that cannot keep up its streams opens fewer than asked)."""
+
+    __slots__ = ("area", "count", "last", "window")
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.count = 0
+        self.area = 0  # request-nanoseconds inside the window
+        self.last = clock_ns()
+
+    def change(self, delta: int) -> None:
+        now = clock_ns()
+        start = max(self.last, self.window.start)
+        end = min(now, self.window.end)
+        if end > start:
+            self.area += self.count * (end - start)
+        self.last = now
+        self.count += delta
+
+    def mean(self, window_ns: int) -> float:
+        self.change(0)
+        return self.area / window_ns if window_ns > 0 else 0.0
 
 
 class StreamTimer:
@@ -313,17 +349,8 @@ class LagProbe:
     have about a millisecond of resolution, so lags below that are noise.
     """
 
-    def __init__(
-        self,
-        histogram: Histogram,
-        loop: Any = None,
-        interval: float = 0.02,
-        in_flight: Callable[[], int] | None = None,
-        counts: Histogram | None = None,
-    ) -> None:
+    def __init__(self, histogram: Histogram, loop: Any = None, interval: float = 0.02) -> None:
         self.histogram = histogram
-        self.in_flight = in_flight  # also sampled at each tick into ``counts``: streams open
-        self.counts = counts
         self.loop = loop
         self.interval = interval
         self.recording = False
@@ -335,7 +362,6 @@ class LagProbe:
         now = clock_ns()
         if self.recording:
             self.histogram.record(now - due)
-            self._count()
         self._handle = self.loop.call_later(self.interval, self._tick, now + round(self.interval * 1e9))
 
     def _run(self) -> None:
@@ -346,11 +372,6 @@ class LagProbe:
                 return
             if self.recording:
                 self.histogram.record(clock_ns() - due)
-                self._count()
-
-    def _count(self) -> None:
-        if self.in_flight is not None and self.counts is not None:
-            self.counts.record(self.in_flight())
 
     def __enter__(self) -> LagProbe:
         if self.loop is not None:

@@ -51,7 +51,7 @@ def summary(result: StepResult) -> dict[str, Any]:
     row["loop_lag_p99_ms"] = result.lag.percentile(99) / 1e6 if result.lag.count else math.nan
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
     row["gc_pause_max_ms"] = max((w.gc_pause_max_ns for w in result.workers), default=0) / 1e6
-    row["in_flight_mean"] = result.in_flight.mean if result.in_flight.count else math.nan
+    row["in_flight_mean"] = result.in_flight
     row["workers"] = len(result.workers)
     row["client_bound"] = bool(result.busy_workers)
     row["machine_busy"] = any(w.starved for w in result.workers)
@@ -158,9 +158,9 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                     f"{worker.lag_p99_ns / 1e6:.1f} ms late at p99 with the client mostly idle "
                     f"({worker.cpu_share:.0%} of a core): the machine's wake-up latency, or a blocking call"
                 )
-        if result.concurrency and result.in_flight.count and result.in_flight.mean < 0.9 * result.concurrency:
+        if result.concurrency and result.window_ns and result.in_flight < 0.9 * result.concurrency:
             lines.append(
-                f"{result.client} at {result.label}: only {result.in_flight.mean:.0f} streams were open on "
+                f"{result.client} at {result.label}: only {result.in_flight:.0f} streams were open on "
                 f"average, not {result.concurrency}: the client could not keep up the load it was asked for"
             )
         waiting = [w for w in result.workers if w.starved]

@@ -17,7 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .measure import LagProbe, StepResult, StreamTimer, Window, WorkerLoad, clock_ns, worker_name
+from .measure import (
+    LagProbe,
+    OpenRequests,
+    StepResult,
+    StreamTimer,
+    Window,
+    WorkerLoad,
+    clock_ns,
+    worker_name,
+)
 from .workload import Workload
 
 __all__ = ["Step", "Target", "run_step", "run_step_sync"]
@@ -113,14 +122,14 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
     window_end = window_start + round(step.duration * 1e9) if not step.requests else 1 << 62
     window = Window(window_start, window_end, step.requests)
     measured_open = 0
-    open_requests = [0]  # requests sent and not ended, measured or not
+    open_requests = OpenRequests(window)
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
     load = WorkerLoad(worker_name())
 
     async def request() -> None:
         nonlocal measured_open
-        open_requests[0] += 1
+        open_requests.change(1)
         body = workload.body(rng)
         measured = window.admits(clock_ns())
         timer = StreamTimer(result, window, workload.counter(), measured)
@@ -133,7 +142,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
         try:
             await _one(target, body, timer)
         finally:
-            open_requests[0] -= 1
+            open_requests.change(-1)
             if measured:
                 measured_open -= 1
                 if window.closed and not measured_open:
@@ -174,7 +183,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 progress(phase, result, len(tasks))
             await asyncio.sleep(0.25)
 
-    with LagProbe(result.lag, loop, in_flight=lambda: open_requests[0], counts=result.in_flight) as probe:
+    with LagProbe(result.lag, loop) as probe:
         if step.concurrency:
             for n in range(step.concurrency):
                 spawn(user(step.warmup / 2 * n / step.concurrency))
@@ -203,6 +212,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 task.cancel()
             await asyncio.gather(*tasks, watcher, return_exceptions=True)
     result.window_ns = max(0, min(window.end, now) - window.start)
+    result.in_flight = open_requests.mean(result.window_ns)
     load.window_ns = result.window_ns
     load.events = result.window_events
     load.streams = step.concurrency

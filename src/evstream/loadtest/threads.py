@@ -13,7 +13,16 @@ import threading
 import time
 from typing import Any
 
-from .measure import LagProbe, StepResult, StreamTimer, Window, WorkerLoad, clock_ns, worker_name
+from .measure import (
+    LagProbe,
+    OpenRequests,
+    StepResult,
+    StreamTimer,
+    Window,
+    WorkerLoad,
+    clock_ns,
+    worker_name,
+)
 from .runner import Step
 from .workload import Workload
 
@@ -63,12 +72,13 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
     window_end = window_start + round(step.duration * 1e9) if not step.requests else 1 << 62
     window = Window(window_start, window_end, step.requests)
     stop = threading.Event()
-    state = {"open": 0, "requests": 0}  # measured requests open; all requests open
+    state = {"open": 0}  # measured requests open
+    open_requests = OpenRequests(window)
     load = WorkerLoad(worker_name())
 
     def request() -> None:
         with lock:
-            state["requests"] += 1
+            open_requests.change(1)
             measured = window.admits(clock_ns())
             body = workload.body(rng)
             if measured:
@@ -85,7 +95,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         except Exception as exc:
             timer.fail(exc)
         with lock:
-            state["requests"] -= 1
+            open_requests.change(-1)
             result.merge(local)
             if measured:
                 state["open"] -= 1
@@ -106,7 +116,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
     # can be held off by the others for longer than the window.
     load.prepare()
     load.begin()
-    with LagProbe(result.lag, in_flight=lambda: state["requests"], counts=result.in_flight) as probe:
+    with LagProbe(result.lag) as probe:
         if step.concurrency:
             for n in range(step.concurrency):
                 spawn(functools.partial(user, step.warmup / 2 * n / step.concurrency))
@@ -153,6 +163,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
         if step.requests:
             window.end = end
         result.window_ns = max(0, min(window.end, end) - window.start)
+        result.in_flight = open_requests.mean(result.window_ns)
         load.window_ns = result.window_ns
         load.events = result.events
         load.streams = step.concurrency
