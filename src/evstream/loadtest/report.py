@@ -158,6 +158,11 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                     f"{worker.lag_p99_ns / 1e6:.1f} ms late at p99 with the client mostly idle "
                     f"({worker.cpu_share:.0%} of a core): the machine's wake-up latency, or a blocking call"
                 )
+        if not result.requests and not result.errors:
+            lines.append(
+                f"{result.client} at {result.label}: no request started in the measured window ended "
+                "(each outlasted it): give a longer --warmup and --duration"
+            )
         if result.concurrency and result.window_ns and result.in_flight < 0.9 * result.concurrency:
             lines.append(
                 f"{result.client} at {result.label}: only {result.in_flight:.0f} streams were open on "
