@@ -160,8 +160,8 @@ def warnings(results: Sequence[StepResult]) -> list[str]:
                 )
         if not result.requests and not result.errors:
             lines.append(
-                f"{result.client} at {result.label}: no request started in the measured window ended "
-                "(each outlasted it): give a longer --warmup and --duration"
+                f"{result.client} at {result.label}: nothing measured: no request both started in the "
+                "window and ended (requests outlast it); give a longer --warmup and --duration"
             )
         if result.concurrency and result.window_ns and result.in_flight < 0.9 * result.concurrency:
             lines.append(
