@@ -272,5 +272,8 @@ def test_may_retry() -> None:
     assert isinstance(failure, sm.InternalStreamFailure)
     assert body_reader.may_retry(failure, delivered=False)
     assert not body_reader.may_retry(failure, delivered=True)
-    assert not body_reader.may_retry(sm.IncompleteStream("cut"), delivered=False)  # the server answered
+    cut = sm.IncompleteStream("The response body was cut short")
+    assert body_reader.may_retry(cut, delivered=False)  # a dropped connection: a retry may mend it
+    assert not body_reader.may_retry(cut, delivered=True)
+    assert not body_reader.may_retry(body_reader.malformed("bad framing"), delivered=False)
     assert not body_reader.may_retry(ValueError("x"), delivered=False)

@@ -51,8 +51,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._state == _BODY:
-            reader = self._reader
-            assert reader is not None
+            reader: Any = self._reader
             try:
                 events = reader.feed(data)
             except BaseException as exc:  # the consumer raises it
@@ -61,15 +60,18 @@ class Connection(asyncio.Protocol):
             if events:
                 if self.ready:
                     self.ready += events
+                    if len(self.ready) >= HIGH_WATER:
+                        self._pause()
                 else:
                     self.ready = events
-            if reader.pending or len(self.ready) >= HIGH_WATER:
+                waiter = self._waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)  # one wake-up for the whole batch
+            if reader.pending:
                 self._pause()
             if reader.done:
                 self.finished = True
-            waiter = self._waiter
-            if waiter is not None and (events or reader.done) and not waiter.done():
-                waiter.set_result(None)
+                self._wake()
         elif self._state == _HEAD:
             self._buffer += data
             try:

@@ -32,7 +32,7 @@ from .errors import (
     TLSFailed,
 )
 from .operations import BEDROCK
-from .reader import BodyReader, Limits, answered, may_retry
+from .reader import BodyReader, Limits, is_malformed, may_retry
 
 __all__ = ["AsyncBedrockClient", "AsyncClient", "AsyncEventStream"]
 
@@ -248,7 +248,9 @@ class AsyncEventStream(StreamState):
                 await self._attempt()
             except SageMakerRuntimeError as exc:
                 self._release(False)
-                delay = None if answered(exc) else self._client._retry_delay(self._attempts, exc, self._call)
+                delay = None
+                if not is_malformed(exc):  # a malformed answer is never sent again
+                    delay = self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)

@@ -43,7 +43,7 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, Limits, answered, may_retry
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, Limits, is_malformed, malformed, may_retry
 
 __all__ = ["Client", "EventStream"]
 
@@ -62,7 +62,7 @@ def _check_head(response: urllib3.BaseHTTPResponse) -> None:
     if message is not None and message.defects:
         response.close()
         response.release_conn()
-        raise IncompleteStream(f"Malformed HTTP response head: {message.defects!r}")
+        raise malformed(f"Malformed HTTP response head: {message.defects!r}")
 
 
 class _Body:
@@ -206,7 +206,7 @@ class Client(BaseClient):
             cause = exc.args[1] if len(exc.args) > 1 else None
             if isinstance(cause, http.client.HTTPException) and not isinstance(cause, ConnectionError):
                 # The server answered, but not with HTTP/1.1: not a connection failure to retry.
-                raise IncompleteStream(f"Malformed HTTP response head: {cause!r}") from None
+                raise malformed(f"Malformed HTTP response head: {cause!r}") from None
             raise ConnectionClosed(
                 f"The connection to {self.endpoint_url} closed before a response: {exc}", endpoint_url=url
             ) from None
@@ -240,7 +240,9 @@ class EventStream(StreamState):
                 if response.status != 200 or EVENTSTREAM not in response.headers.get("content-type", ""):
                     raise self._http_error(response)
             except SageMakerRuntimeError as exc:
-                delay = None if answered(exc) else self._client._retry_delay(self._attempts, exc, self._call)
+                delay = None
+                if not is_malformed(exc):  # a malformed answer is never sent again
+                    delay = self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
                 time.sleep(delay)

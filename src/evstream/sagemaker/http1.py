@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from .errors import IncompleteStream
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, malformed
 
 __all__ = ["MAX_HEAD", "Head", "RawBody", "parse_head"]
 
@@ -53,8 +53,7 @@ class Head:
 
 
 def _malformed(detail: str) -> IncompleteStream:
-    error = IncompleteStream(f"Malformed HTTP response head: {detail}")
-    return error
+    return malformed(f"Malformed HTTP response head: {detail}")
 
 
 def parse_head(buffer: bytearray, *, request_method: str = "POST") -> Head | None:

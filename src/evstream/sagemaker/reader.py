@@ -17,7 +17,16 @@ from ..errors import TruncatedStream
 from ._base import Operation, incomplete_frame, non_payload
 from .errors import IncompleteStream, SageMakerRuntimeError
 
-__all__ = ["CHUNKED", "LENGTH", "UNTIL_CLOSE", "BodyReader", "Limits", "answered", "may_retry"]
+__all__ = [
+    "CHUNKED",
+    "LENGTH",
+    "UNTIL_CLOSE",
+    "BodyReader",
+    "Limits",
+    "is_malformed",
+    "malformed",
+    "may_retry",
+]
 
 # How the body is delimited.
 CHUNKED = "chunked"
@@ -287,7 +296,7 @@ class BodyReader:
         return line[:-2], end + 1
 
     def _framing(self, detail: str) -> IncompleteStream:
-        return IncompleteStream(f"Malformed chunked response body: {detail}", request_id=self.request_id)
+        return malformed(f"Malformed chunked response body: {detail}", self.request_id)
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -315,19 +324,25 @@ class BodyReader:
             raise incomplete_frame(exc, self.request_id) from None
 
 
-def answered(error: BaseException) -> bool:
-    """Whether ``error`` says the server answered with a malformed response (head or body): sending the
-    request again is then not the client's call."""
-    return isinstance(error, IncompleteStream)
+def malformed(message: str, request_id: str | None = None) -> IncompleteStream:
+    """The error for an answer that breaks HTTP/1.1 (its head or its body's framing). Unlike a body cut
+    short (a dropped connection, which a retry may mend before the first event), it is never sent again:
+    the server answered, and would answer the same way."""
+    error = IncompleteStream(message, request_id=request_id)
+    error.malformed = True  # type: ignore[attr-defined]
+    return error
+
+
+def is_malformed(error: BaseException) -> bool:
+    return isinstance(error, IncompleteStream) and bool(error.__dict__.get("malformed"))
 
 
 def may_retry(error: BaseException, delivered: bool) -> bool:
     """Whether a failure while reading a body allows another attempt: only before the first event is
-    delivered, only for errors that say a retry can help, and never for a body that was cut short or
-    malformed (the server answered: sending the request again is not the client's call)."""
-    return (
-        not delivered and isinstance(error, SageMakerRuntimeError) and error.retryable and not answered(error)
-    )
+    delivered, only for errors that say a retry can help, never for a malformed answer."""
+    if delivered or not isinstance(error, SageMakerRuntimeError):
+        return False
+    return bool(error.retryable) and not is_malformed(error)
 
 
 class Limits(NamedTuple):
