@@ -133,11 +133,12 @@ def _endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         if args.profile:
             import boto3
 
-            kwargs = {
-                **kwargs,
-                "region_name": args.region or boto3.Session(profile_name=args.profile).region_name,
-            }
-            credentials = boto3.Session(profile_name=args.profile).get_credentials()
+            try:
+                session = boto3.Session(profile_name=args.profile)
+                credentials = session.get_credentials()
+            except Exception as exc:  # botocore's ProfileNotFound and credential-source errors
+                raise ValueError(f"profile {args.profile!r}: {exc}") from None
+            kwargs["region_name"] = args.region or session.region_name
             if credentials is not None:
                 frozen = credentials.get_frozen_credentials()
                 kwargs.update(
@@ -180,11 +181,9 @@ def local_stream_format(template: str) -> str:
     from ..emulator import FORMATS
 
     stream_format = STREAM_FORMATS[template]
-    if stream_format in FORMATS:
-        return stream_format
-    if template in BEDROCK_FAMILIES:
-        return "lmi"  # JSON records, one per Bedrock chunk, until the endpoint emits the family's own shapes
-    raise ValueError(f"the local endpoint does not emit {stream_format!r} streams; try --template tgi")
+    if stream_format not in FORMATS:
+        raise ValueError(f"the local endpoint does not emit {stream_format!r} streams; try --template tgi")
+    return stream_format
 
 
 class StepProgress:
