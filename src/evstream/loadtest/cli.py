@@ -131,12 +131,12 @@ def _endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     if not args.local:
         kwargs = {"region_name": args.region, "endpoint_url": args.endpoint_url}
         if args.profile:
-            import boto3
-
             try:
+                import boto3
+
                 session = boto3.Session(profile_name=args.profile)
                 credentials = session.get_credentials()
-            except Exception as exc:  # botocore's ProfileNotFound and credential-source errors
+            except Exception as exc:  # no boto3, botocore's ProfileNotFound, credential-source errors
                 raise ValueError(f"profile {args.profile!r}: {exc}") from None
             kwargs["region_name"] = args.region or session.region_name
             if credentials is not None:
