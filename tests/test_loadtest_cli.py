@@ -67,6 +67,7 @@ def test_local_open_loop_run_with_two_worker_processes(capsys: pytest.CaptureFix
         (["loadtest", "--local", "--workers", "3", "--concurrency", "2"], "at least 3"),
         (["loadtest", "--local", "--prompts", "/nonexistent/prompts.jsonl"], "No such file"),
         (["loadtest", "my-endpoint", "--profile", "no-such-profile-here"], "no-such-profile-here"),
+        (["loadtest", "--local", "--json", "/nonexistent/dir/out.json"], "no such directory"),
     ],
 )
 def test_mistakes_are_one_line_errors(

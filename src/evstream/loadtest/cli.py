@@ -317,6 +317,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
     started = time.time()
     try:
+        _check_outputs(args)
         results = run(args, sys.stdout)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -335,17 +336,33 @@ def run_cli(args: argparse.Namespace) -> int:
         "ray": args.ray,
         "argv": sys.argv[1:],
     }
-    if args.json:
-        with _output(args.json) as handle:
-            dump_json(results, meta, handle)
-    if args.csv:
-        with _output(args.csv) as handle:
-            handle.write(csv_text(results))
-    if args.plot:
-        plot(results, args.plot, title=f"evstream loadtest: {meta['endpoint']} ({args.template})")
-        print(f"chart: {args.plot}")
+    try:
+        if args.json:
+            with _output(args.json) as handle:
+                dump_json(results, meta, handle)
+        if args.csv:
+            with _output(args.csv) as handle:
+                handle.write(csv_text(results))
+        if args.plot:
+            plot(results, args.plot, title=f"evstream loadtest: {meta['endpoint']} ({args.template})")
+            print(f"chart: {args.plot}")
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     bad = sum(r.error_count for r in results)
     return 1 if bad and not any(r.requests for r in results) else 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before a run that may take minutes: the outputs can be written, the chart can be drawn."""
+    for path in (args.json, args.csv, args.plot):
+        if path and path != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ValueError(f"cannot write {path}: no such directory")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("--plot needs matplotlib (pip install 'evstream[bench]')") from None
 
 
 @contextlib.contextmanager
