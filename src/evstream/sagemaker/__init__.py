@@ -40,8 +40,8 @@ from .errors import (
     ServiceUnavailable,
     StreamError,
     StreamTimeout,
-    TLSFailed,
     ThrottlingException,
+    TLSFailed,
     UnmodelledStreamError,
     ValidationError,
 )

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .. import lines as _lines
+from ..formats import AsyncRecordStream, AsyncTokenStream
 from ._aio_connection import Connection
 from ._base import (
     EVENTSTREAM,
@@ -393,11 +394,13 @@ class AsyncEventStream(StreamState):
     def sse(self, *, max_line_length: int = _lines.MAX_LINE_LENGTH) -> AsyncIterator[_lines.SSEEvent]:
         return _lines.aiter_sse(self.payloads(), max_line_length=max_line_length)
 
-    def json(self, *, max_line_length: int = _lines.MAX_LINE_LENGTH) -> AsyncIterator[Any]:
-        return _lines.aiter_json(self.payloads(), max_line_length=max_line_length)
+    def json(
+        self, *, format: str | None = None, max_line_length: int = _lines.MAX_LINE_LENGTH
+    ) -> AsyncRecordStream:
+        return _lines.aiter_json(self.payloads(), format=format, max_line_length=max_line_length)
 
-    def tokens(self) -> AsyncIterator[str]:
-        return _lines.aiter_tokens(self.payloads())
+    def tokens(self, *, format: str | None = None) -> AsyncTokenStream:
+        return _lines.aiter_tokens(self.payloads(), format=format)
 
     # -- closing ------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from urllib3.exceptions import (
 )
 
 from .. import lines as _lines
+from ..formats import RecordStream, TokenStream
 from ._base import (
     EVENTSTREAM,
     SAGEMAKER,
@@ -378,13 +379,17 @@ class EventStream(StreamState):
         """Server-sent events (TGI, OpenAI-compatible servers)."""
         return _lines.iter_sse(self.payloads(), max_line_length=max_line_length)
 
-    def json(self, *, max_line_length: int = _lines.MAX_LINE_LENGTH) -> Iterator[Any]:
-        """JSON objects from JSON lines or SSE ``data:`` fields; ends at ``data: [DONE]``."""
-        return _lines.iter_json(self.payloads(), max_line_length=max_line_length)
+    def json(
+        self, *, format: str | None = None, max_line_length: int = _lines.MAX_LINE_LENGTH
+    ) -> RecordStream:
+        """The model's JSON records (SSE ``data:``, JSON lines or Bedrock's bare objects; ends at
+        ``[DONE]``); in-band error records raise ``InBandError``; ``.finish_reason``, ``.usage`` once read."""
+        return _lines.iter_json(self.payloads(), format=format, max_line_length=max_line_length)
 
-    def tokens(self) -> Iterator[str]:
-        """Generated text per token of TGI, LMI or OpenAI-compatible streams (see lines.token_text)."""
-        return _lines.iter_tokens(self.payloads())
+    def tokens(self, *, format: str | None = None) -> TokenStream:
+        """The generated text, piece by piece, of any container or Bedrock family (detected per stream, or
+        ``format=``: see :mod:`evstream.families`); ``.finish_reason`` / ``.usage`` once read."""
+        return _lines.iter_tokens(self.payloads(), format=format)
 
     # -- closing ----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore import exceptions as _botocore
 
@@ -48,6 +48,9 @@ __all__ = [
 ]
 
 
+_E = TypeVar("_E", bound="SageMakerRuntimeError")
+
+
 class SageMakerRuntimeError(Exception):
     """What every error of the client is, besides its botocore class.
 
@@ -59,9 +62,10 @@ class SageMakerRuntimeError(Exception):
     retryable = False
     _raised_as: type[Any] | None = None
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls: type[_E], *args: Any, **kwargs: Any) -> _E:
         # No arguments to the base: OSError's __new__ would read them as (errno, strerror).
-        return super().__new__(cls.__dict__.get("_raised_as") or cls)
+        instance: _E = super().__new__(cls.__dict__.get("_raised_as") or cls)
+        return instance
 
     @property
     def message(self) -> str:

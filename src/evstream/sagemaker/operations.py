@@ -58,12 +58,13 @@ def _header(name: str, value: Any, validate: bool) -> str:
                 f"Invalid type for parameter {name}, value: {value!r}, type: {type(value)}"
             )
         value = str(value)
-    if not _HEADER_VALUE.fullmatch(value):
+    text: str = value
+    if not _HEADER_VALUE.fullmatch(text):
         raise ParamValidationError(
-            f"Invalid value for parameter {name}: {value!r} holds a character outside visible ASCII, "
+            f"Invalid value for parameter {name}: {text!r} holds a character outside visible ASCII, "
             "space and tab (a header value cannot carry it)"
         )
-    return value
+    return text
 
 
 def _path_segment(value: str) -> str:
