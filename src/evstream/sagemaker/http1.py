@@ -7,23 +7,20 @@ import re
 from typing import Any
 
 from .errors import IncompleteStream
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, malformed
+from .reader import CHUNKED, FIELD_NAME, FIELD_VALUE, LENGTH, UNTIL_CLOSE, BodyReader, malformed
 
 __all__ = ["MAX_HEAD", "Head", "RawBody", "parse_head"]
 
 MAX_HEAD = 65536  # bytes of a response head: status line and header lines
 
-_VCHARS = rb"[\x21-\x7e\x80-\xff]+"
-_NAME = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_VALUE = rb"(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?"
 # field-name ":" OWS field-value OWS (RFC 9110); obsolete line folding is refused.
-_FIELD = rb"(" + _NAME + rb"):[ \t]*(" + _VALUE + rb")[ \t]*\r\n"
+_FIELD = rb"(" + FIELD_NAME + rb"):[ \t]*(" + FIELD_VALUE + rb")[ \t]*\r\n"
 # A whole head, checked in one pass: the status line, then field lines.
 _HEAD = re.compile(
     rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n((?:"
-    + _NAME
+    + FIELD_NAME
     + rb":[ \t]*"
-    + _VALUE
+    + FIELD_VALUE
     + rb"[ \t]*\r\n)*)"
 )
 _FIELDS = re.compile(_FIELD)

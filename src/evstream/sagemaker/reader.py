@@ -19,6 +19,8 @@ from .errors import IncompleteStream, SageMakerRuntimeError
 
 __all__ = [
     "CHUNKED",
+    "FIELD_NAME",
+    "FIELD_VALUE",
     "LENGTH",
     "UNTIL_CLOSE",
     "BodyReader",
@@ -41,10 +43,12 @@ BATCH = 256  # data events per feed() before the rest of the input waits for the
 
 # chunk-size [ ";" chunk-ext ] OWS, as h11 reads it; the extension is skipped (nothing uses them).
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,%d})(?:;[^\r\n]*|[ \t]*)" % MAX_SIZE_DIGITS)
+# A header field (RFC 9110 field-name ":" OWS field-value OWS; no obsolete folding): the trailers here,
+# the response head in .http1.
 _VCHARS = rb"[\x21-\x7e\x80-\xff]+"
-_TRAILER_LINE = re.compile(
-    rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t]*(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?[ \t]*"
-)
+FIELD_NAME = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+FIELD_VALUE = rb"(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?"
+_TRAILER_LINE = re.compile(FIELD_NAME + rb":[ \t]*" + FIELD_VALUE + rb"[ \t]*")
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 
