@@ -252,7 +252,7 @@ def _parts(format: str, tokens: int, seed: int, straddle: bool) -> tuple[bytes, 
 # -- sending paced streams ----------------------------------------------------------------------------
 
 # A reader this far behind (bytes buffered for its socket) gets no more records until it catches up.
-_MAX_BUFFERED = 1 << 20
+_MAX_BUFFERED = 1 << 18  # 256 KiB: a thousand stalled readers hold 256 MiB at most
 
 
 class _PacedStream:
