@@ -7,9 +7,11 @@ E2E the end of the stream minus the send. When the endpoint stamps its records w
 (the local endpoint's ``stamp``), ``delay`` is receive time minus send time: what the network stack and
 the client add, nothing of the model.
 
-The client watches itself: a probe thread asks the event loop (or, for a thread-per-stream client,
-the scheduler) to run a callback every few milliseconds and records how late it ran; CPU time of
-the whole process over the measured window gives the client's CPU per event and its share of a core.
+The client watches itself: a timer on the event loop (a sleeping thread, for a thread-per-stream
+client) records how late it runs; the process's CPU time gives the client's CPU per event and its
+share of a core; the main thread's run-queue time (Linux) how long other processes kept it waiting;
+the garbage collector's passes are timed; and the time-weighted count of open requests is the load the
+client actually kept up. The endpoint's own lateness (its ``due_ns`` stamps) is kept apart.
 """
 
 from __future__ import annotations
