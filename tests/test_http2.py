@@ -547,3 +547,19 @@ def test_a_proxy_is_refused_not_bypassed(monkeypatch: pytest.MonkeyPatch) -> Non
         http2_client(endpoint_url="https://example.invalid:8443", **KEYS)
     monkeypatch.setenv("NO_PROXY", "example.invalid")
     assert http2_client(endpoint_url="https://example.invalid:8443", **KEYS).endpoint_url.endswith(":8443")
+
+
+def test_made_from_an_existing_boto3_client(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    import boto3
+
+    made = boto3.client("sagemaker-runtime", endpoint_url=endpoint.url, verify=ca_file, **KEYS)
+    runtime = http2_client(made)
+    assert runtime.endpoint_url == endpoint.url
+    with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="from-boto3") as stream:
+        stream.send(b"same credentials, same endpoint")
+        stream.close_input()
+        assert [e["PayloadPart"]["Bytes"] for e in stream] == [b"same credentials, same endpoint"]
+    with pytest.raises(TypeError, match="not both"):
+        http2_client(made, region_name="us-east-1")
+    with pytest.raises(TypeError, match="bedrock-runtime client is needed"):
+        bedrock_http2_client(made)

@@ -202,6 +202,8 @@ class AsyncBedrockHttp2Client(_AsyncClient):
 
 
 def async_http2_client(
+    boto3_client: Any = None,
+    /,
     *,
     session: Any = None,
     config: Any = None,
@@ -210,11 +212,13 @@ def async_http2_client(
     **kwargs: Any,
 ) -> AsyncHttp2Client:
     """The asyncio SageMaker Runtime HTTP2 client; the same arguments as :func:`.http2.http2_client`."""
-    target = control_plane(SAGEMAKER.service_name, session=session, config=config, **kwargs)
+    target = control_plane(SAGEMAKER.service_name, boto3_client, session=session, config=config, **kwargs)
     return AsyncHttp2Client(SAGEMAKER, target, window=window, max_inflight=max_inflight)
 
 
 def async_bedrock_http2_client(
+    boto3_client: Any = None,
+    /,
     *,
     session: Any = None,
     config: Any = None,
@@ -223,5 +227,5 @@ def async_bedrock_http2_client(
     **kwargs: Any,
 ) -> AsyncBedrockHttp2Client:
     """The asyncio Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``."""
-    target = control_plane(BEDROCK.service_name, session=session, config=config, **kwargs)
+    target = control_plane(BEDROCK.service_name, boto3_client, session=session, config=config, **kwargs)
     return AsyncBedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)

@@ -124,16 +124,29 @@ class Target:
         return credentials.get_frozen_credentials()
 
 
-def control_plane(service_name: str, *, session: Any = None, config: Any = None, **kwargs: Any) -> Target:
-    """What boto3.client(service_name, ...) would resolve (the botocore client is the control plane), and
-    the HTTP/2 endpoint: SageMaker's from the service's own rules, Bedrock's from botocore's."""
-    explicit = kwargs.get("endpoint_url")
+def control_plane(
+    service_name: str, botocore_client: Any = None, *, session: Any = None, config: Any = None, **kwargs: Any
+) -> Target:
+    """What boto3.client(service_name, ...) would resolve (the botocore client is the control plane), or
+    what an existing boto3/botocore client of that service has resolved; and the HTTP/2 endpoint:
+    SageMaker's from the service's own rules, Bedrock's from botocore's."""
+    if botocore_client is not None:
+        if session is not None or config is not None or kwargs:
+            raise TypeError("pass an existing client or boto3.client's arguments, not both")
+        name = botocore_client.meta.service_model.service_name
+        if name != service_name:
+            raise TypeError(f"a {service_name} client is needed, not a {name} client")
+        client = botocore_client
+        builtins = getattr(getattr(client, "_ruleset_resolver", None), "_builtins", {}) or {}
+        explicit = builtins.get("SDK::Endpoint")  # the endpoint_url it was made with, if any
+    else:
+        explicit = kwargs.get("endpoint_url")
+        client = make_botocore_client(service_name, session=session, config=config, **kwargs)
     if service_name == "sagemaker-runtime":
         explicit = explicit or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME_HTTP2")
         operation = "InvokeEndpointWithResponseStream"  # the same service, credentials and signing name
     else:
         operation = BEDROCK_OPERATION
-    client = make_botocore_client(service_name, session=session, config=config, **kwargs)
     control = ControlPlane(client, operation)
     if not control.region:
         raise ParamValidationError("No region: pass region_name, set AWS_REGION or configure a profile")
@@ -335,7 +348,8 @@ def _sagemaker_http_error(
     members = {k: v for k, v in document.items() if k not in ("Message", "message", "__type", "code")}
     response = error_response(code, str(message), status=status, headers=headers, members=members)
     cls = _SAGEMAKER_HTTP_ERRORS.get(code) or service_error_class(code, status)
-    return cls(response, SAGEMAKER_OPERATION)  # type: ignore[no-any-return]
+    error: ServiceError = cls(response, SAGEMAKER_OPERATION)
+    return error
 
 
 SAGEMAKER = BidiOperation(

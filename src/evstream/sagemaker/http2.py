@@ -484,6 +484,8 @@ DEFAULT_INFLIGHT = 256 * 1024  # bytes a writer may be ahead of the wire
 
 
 def http2_client(
+    boto3_client: Any = None,
+    /,
     *,
     session: Any = None,
     config: Any = None,
@@ -493,11 +495,13 @@ def http2_client(
 ) -> Http2Client:
     """A SageMaker Runtime HTTP2 client from boto3.client's arguments (``region_name``, ``endpoint_url``,
     credentials, ``verify``, a botocore ``Config``, a boto3 or botocore ``session``)."""
-    target = control_plane(SAGEMAKER.service_name, session=session, config=config, **kwargs)
+    target = control_plane(SAGEMAKER.service_name, boto3_client, session=session, config=config, **kwargs)
     return Http2Client(SAGEMAKER, target, window=window, max_inflight=max_inflight)
 
 
 def bedrock_http2_client(
+    boto3_client: Any = None,
+    /,
     *,
     session: Any = None,
     config: Any = None,
@@ -506,7 +510,7 @@ def bedrock_http2_client(
     **kwargs: Any,
 ) -> BedrockHttp2Client:
     """A Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``; boto3.client's arguments."""
-    target = control_plane(BEDROCK.service_name, session=session, config=config, **kwargs)
+    target = control_plane(BEDROCK.service_name, boto3_client, session=session, config=config, **kwargs)
     return BedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)
 
 
