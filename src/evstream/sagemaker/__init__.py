@@ -110,19 +110,19 @@ def async_client(boto3_client: Any = None, /, **kwargs: Any) -> AsyncClient:
     return AsyncClient(boto3_client, **kwargs)
 
 
-def http2_client(**kwargs: Any) -> Http2Client:
+def http2_client(boto3_client: Any = None, /, **kwargs: Any) -> Http2Client:
     """SageMaker Runtime HTTP2 ``invoke_endpoint_with_bidirectional_stream`` (sync): boto3.client's
-    arguments; see :mod:`evstream.sagemaker.http2`."""
+    arguments, or an existing sagemaker-runtime client; see :mod:`evstream.sagemaker.http2`."""
     from .http2 import http2_client as make
 
-    return make(**kwargs)
+    return make(boto3_client, **kwargs)
 
 
-def async_http2_client(**kwargs: Any) -> AsyncHttp2Client:
+def async_http2_client(boto3_client: Any = None, /, **kwargs: Any) -> AsyncHttp2Client:
     """The asyncio twin of :func:`http2_client`."""
     from ._http2_async import async_http2_client as make
 
-    return make(**kwargs)
+    return make(boto3_client, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
