@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,29 @@ ASYNC_WORKLOADS = (
 )
 SYNC_WORKLOAD = Workload(events=400, streams=1, interval_ms=2.5)
 _END = b"0\r\n\r\n"  # the last chunk of a body without trailers (the endpoint sends none)
+
+
+class _Requests:
+    """The floor's signed requests, signed again once they are older than :data:`_RESIGN_S` (SigV4 allows
+    five minutes of skew; a full run is longer). The first call of a workload is the answer check,
+    untimed: that is where a fresh signing lands."""
+
+    def __init__(self, url: str, workload: Workload) -> None:
+        self._url, self._workload = url, workload
+        self._signed_at = time.monotonic()
+        self._requests = _signed_requests(url, workload)
+
+    def get(self) -> list[bytes]:
+        if time.monotonic() - self._signed_at > _RESIGN_S:
+            self._signed_at = time.monotonic()
+            self._requests = _signed_requests(self._url, self._workload)
+        return self._requests
+
+    def __len__(self) -> int:
+        return len(self._requests)
+
+
+_RESIGN_S = 120.0
 
 
 def _signed_requests(url: str, workload: Workload) -> list[bytes]:
@@ -85,7 +109,7 @@ class _FloorProtocol(asyncio.Protocol):
 
 def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     """The floor runner of ``workload`` on ``clients``' loop: it returns the bytes of every response."""
-    requests = _signed_requests(clients.endpoint.url, workload)
+    signed = _Requests(clients.endpoint.url, workload)
     host, port = _address(clients.endpoint.url)
     loop = clients.loop
     transports: list[asyncio.Transport] = []
@@ -99,7 +123,7 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
             transports.append(transport)
             protocols.append(protocol)
 
-    async def one(n: int) -> int:
+    async def one(n: int, requests: list[bytes]) -> int:
         if transports[n].is_closing() or not protocols[n].queue.empty():
             await connect(n)  # the endpoint closed it while idle: open another, as a pool does
         transports[n].write(requests[n])
@@ -119,10 +143,11 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
                 return received
 
     async def every_stream() -> bytes:
+        requests = signed.get()
         if not transports:
             for n in range(len(requests)):
                 await connect(n)
-        sizes = await asyncio.gather(*(one(n) for n in range(len(requests))))
+        sizes = await asyncio.gather(*(one(n, requests) for n in range(len(requests))))
         return b"%d" % sum(sizes)
 
     def close() -> None:
@@ -135,14 +160,14 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
 
 def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     """The sync floor: a blocking ``recv`` loop per stream, one stream after another."""
-    requests = _signed_requests(clients.endpoint.url, workload)
+    signed = _Requests(clients.endpoint.url, workload)
     sock = socket.create_connection(_address(clients.endpoint.url))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     clients._closers.append(sock.close)
 
     def run() -> bytes:
         total = 0
-        for request in requests:
+        for request in signed.get():
             sock.sendall(request)
             tail = b""
             while True:
