@@ -374,6 +374,32 @@ def test_bedrock_echo(endpoint: Http2EndpointThread, ca_file: str) -> None:
         stream.send(b"x", data_type="UTF8")
 
 
+def test_bedrock_client_has_both_streaming_operations(endpoint: Http2EndpointThread, ca_file: str) -> None:
+    """boto3's bedrock-runtime method names on one client: the bidirectional stream shares its botocore
+    client (credentials, region, endpoint) with the response stream."""
+    import evstream.sagemaker as sm
+
+    with sm.bedrock_client(endpoint_url=endpoint.url, verify=ca_file, **KEYS) as runtime:
+        with runtime.invoke_model_with_bidirectional_stream(modelId="amazon.nova-sonic-v1:0") as stream:
+            thread = sender(stream, [b"one", b"two"])
+            chunks = [event["chunk"]["bytes"] for event in stream]
+            thread.join()
+        assert chunks == [b"one", b"two"]
+        assert runtime._http2 is not None and runtime._http2._target.client is runtime._botocore
+
+    async def main() -> list[bytes]:
+        async with sm.bedrock_async_client(endpoint_url=endpoint.url, verify=ca_file, **KEYS) as runtime:
+            stream = await runtime.invoke_model_with_bidirectional_stream(modelId="m")
+            async with stream:
+                await stream.send(b"async")
+                await stream.close_input()
+                return [event["chunk"]["bytes"] async for event in stream]
+
+    import asyncio
+
+    assert asyncio.run(main()) == [b"async"]
+
+
 def test_bedrock_errors_are_botocores_classes(endpoint: Http2EndpointThread, ca_file: str) -> None:
     from botocore.exceptions import ClientError, EventStreamError
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._async import AsyncClient, AsyncEventStream
 from ._sync import Client, EventStream
-from .bedrock import BedrockClient, bedrock_async_client, bedrock_client
+from .bedrock import AsyncBedrockClient, BedrockClient, bedrock_async_client, bedrock_client
 from .config import Config
 from .errors import (
     ConnectionClosed,
@@ -47,7 +48,6 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._async import AsyncBedrockClient, AsyncClient, AsyncEventStream
     from ._http2_async import AsyncHttp2Client
     from .http2 import Http2Client
 
@@ -123,12 +123,3 @@ def async_http2_client(boto3_client: Any = None, /, **kwargs: Any) -> AsyncHttp2
     from ._http2_async import async_http2_client as make
 
     return make(boto3_client, **kwargs)
-
-
-def __getattr__(name: str) -> Any:
-    # aiohttp is imported only when the asyncio client is used.
-    if name in ("AsyncBedrockClient", "AsyncClient", "AsyncEventStream"):
-        from . import _async
-
-        return getattr(_async, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

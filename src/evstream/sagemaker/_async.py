@@ -32,10 +32,9 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .operations import BEDROCK
 from .reader import BodyReader, Limits, is_malformed, may_retry
 
-__all__ = ["AsyncBedrockClient", "AsyncClient", "AsyncEventStream"]
+__all__ = ["AsyncClient", "AsyncEventStream"]
 
 
 class _Pool:
@@ -201,15 +200,6 @@ class AsyncClient(BaseClient):
             connection.close()
             raise
         return connection
-
-
-class AsyncBedrockClient(AsyncClient):
-    """``await invoke_model_with_response_stream(...)`` with boto3's ``bedrock-runtime`` names and shape."""
-
-    _operation = BEDROCK
-
-    async def invoke_model_with_response_stream(self, **params: Any) -> dict[str, Any]:
-        return await self._invoke(self._prepare(params), BEDROCK)
 
 
 def _request_bytes(request: Request, target: str, host: str, headers: dict[str, str], extra: Any) -> bytes:
