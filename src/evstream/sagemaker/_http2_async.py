@@ -155,8 +155,9 @@ class _AsyncClient(Http2Base):
 
     async def _open(self, params: dict[str, Any]) -> AsyncBidirectionalStream:
         loop = asyncio.get_running_loop()
-        if self._target.refresh_needed():  # never block the loop on the credential provider's network call
-            await loop.run_in_executor(None, self._target.credentials)
+        control = self._target.control
+        if control.credentials_refresh_needed():  # a network call of the credential provider: not on the loop
+            await loop.run_in_executor(None, control.refresh_credentials)
         request, signer = self._request(params)
         stream = AsyncBidirectionalStream(self, signer, loop)
         timeout = self._target.connect_timeout + 1

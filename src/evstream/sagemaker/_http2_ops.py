@@ -28,7 +28,6 @@ from .errors import (
     InternalFailure,
     InternalStreamFailure,
     ModelError,
-    NoCredentialsError,
     ParamValidationError,
     ServiceError,
     ServiceUnavailable,
@@ -104,24 +103,6 @@ class Target:
     @property
     def client(self) -> Any:
         return self.control.client
-
-    def refresh_needed(self) -> bool:
-        """Whether getting the credentials will first fetch new ones (a network call the asyncio client
-        makes on a worker thread)."""
-        credentials = self.client._request_signer._credentials
-        check = getattr(credentials, "refresh_needed", None)
-        return bool(check()) if check is not None else False
-
-    def credentials(self) -> Any:
-        """Frozen credentials (refreshed when close to expiry), or None for UNSIGNED requests."""
-        import botocore
-
-        if self.control.signature_version is botocore.UNSIGNED:
-            return None
-        credentials = self.client._request_signer._credentials
-        if credentials is None:
-            raise NoCredentialsError()
-        return credentials.get_frozen_credentials()
 
 
 def control_plane(

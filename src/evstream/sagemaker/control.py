@@ -191,13 +191,7 @@ class ControlPlane:
         if version is botocore.UNSIGNED:
             return
         if version in ("v4", "s3v4"):
-            signer = self._crt_signer
-            if signer is None:
-                credentials = self.client._request_signer._credentials
-                if credentials is None:
-                    raise NoCredentialsError()
-                signer = self._crt_signer = Signer(credentials, self.signing_region, self.signing_name)
-            signer.sign(method, self.host_header, path, headers, body)
+            self.sigv4_signer().sign(method, self.host_header, path, headers, body)
             return
         # Bearer tokens, SigV4a: botocore's own signer.
         request = botocore.awsrequest.AWSRequest(
@@ -206,6 +200,22 @@ class ControlPlane:
         request.context = dict(self._signing_context)
         self.client._request_signer.sign(self.operation_name, request)
         headers.update(request.headers.items())
+
+    def sigv4_signer(self) -> Signer:
+        """awscrt's SigV4 over this client's credentials (botocore's, refreshed before they expire)."""
+        signer = self._crt_signer
+        if signer is None:
+            credentials = self.client._request_signer._credentials
+            if credentials is None:
+                raise NoCredentialsError()
+            signer = self._crt_signer = Signer(credentials, self.signing_region, self.signing_name)
+        return signer
+
+    def refresh_credentials(self) -> None:
+        """Fetch credentials now if they are due (botocore refreshes them when close to expiry)."""
+        credentials = self.client._request_signer._credentials
+        if credentials is not None:
+            credentials.get_frozen_credentials()
 
     def credentials_refresh_needed(self) -> bool:
         """Whether the next signature first fetches credentials (maybe a network call: STS, IMDS, SSO)."""

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from awscrt import auth as crt_auth
+import botocore
 from awscrt import http as crt_http
 from botocore.exceptions import ClientError
 
@@ -156,20 +156,11 @@ class Http2Base:
             target.base_path + path,
             crt_http.HttpHeaders([("host", target.host_header), *headers.items()]),
         )
-        credentials = target.credentials()
-        if credentials is None:
+        if control.signature_version is botocore.UNSIGNED:
             return request, None
-        provider = crt_auth.AwsCredentialsProvider.new_static(
-            credentials.access_key, credentials.secret_key, credentials.token
+        credentials = control.sigv4_signer().sign_request(
+            request, EVENT_STREAM_PAYLOAD, content_sha256_header=True
         )
-        config = crt_auth.AwsSigningConfig(
-            credentials_provider=provider,
-            region=control.signing_region,
-            service=control.signing_name,
-            signed_body_value=EVENT_STREAM_PAYLOAD,
-            signed_body_header_type=crt_auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
-        )
-        crt_auth.aws_sign_request(request, config).result()
         seed = str(request.headers.get("Authorization")).rsplit("Signature=", 1)[1].strip()
         signer = EventSigner(credentials.secret_key, control.signing_region, control.signing_name, seed)
         return request, signer

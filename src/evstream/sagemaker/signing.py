@@ -40,7 +40,7 @@ class Signer:
     def refresh(self) -> None:
         self._credentials.get_frozen_credentials()
 
-    def _current_provider(self) -> crt_auth.AwsCredentialsProvider:
+    def _current(self) -> tuple[Any, crt_auth.AwsCredentialsProvider]:
         frozen = self._credentials.get_frozen_credentials()  # refreshes when close to expiry
         provider = self._provider
         if frozen != self._frozen or provider is None:
@@ -49,17 +49,32 @@ class Signer:
                 frozen.access_key, frozen.secret_key, frozen.token
             )
             self._provider, self._frozen = provider, frozen
-        return provider
+        return frozen, provider
 
-    def sign(self, method: str, host: str, path: str, headers: MutableMapping[str, str], body: bytes) -> None:
-        request = crt_http.HttpRequest(method, path, crt_http.HttpHeaders([("Host", host), *headers.items()]))
+    def sign_request(
+        self, request: crt_http.HttpRequest, signed_body_value: str, *, content_sha256_header: bool = False
+    ) -> Any:
+        """Sign an awscrt request in place; returns the frozen credentials it was signed with (a
+        bidirectional stream's event signatures chain from them)."""
+        frozen, provider = self._current()
         config = crt_auth.AwsSigningConfig(
-            credentials_provider=self._current_provider(),
+            credentials_provider=provider,
             region=self._region,
             service=self._service,
-            signed_body_value=hashlib.sha256(body).hexdigest(),
+            signed_body_value=signed_body_value,
+            signed_body_header_type=(
+                crt_auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256
+                if content_sha256_header
+                else crt_auth.AwsSignedBodyHeaderType.NONE
+            ),
         )
         crt_auth.aws_sign_request(request, config).result()
+        return frozen
+
+    def sign(self, method: str, host: str, path: str, headers: MutableMapping[str, str], body: bytes) -> None:
+        """Add the signature headers of an HTTP/1.1 request to ``headers``."""
+        request = crt_http.HttpRequest(method, path, crt_http.HttpHeaders([("Host", host), *headers.items()]))
+        self.sign_request(request, hashlib.sha256(body).hexdigest())
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
             value = request.headers.get(name)
             if value is not None:
