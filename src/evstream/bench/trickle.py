@@ -159,27 +159,40 @@ def floor_asyncio(clients: Clients, workload: Workload) -> Callable[[], bytes]:
 
 
 def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
-    """The sync floor: a blocking ``recv`` loop per stream, one stream after another."""
+    """The sync floor: a blocking ``recv`` loop per stream, one stream after another, on one connection
+    (opened again when the endpoint closed it while idle, as a pool does)."""
     signed = _Requests(clients.endpoint.url, workload)
-    sock = socket.create_connection(_address(clients.endpoint.url))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    clients._closers.append(sock.close)
+    address = _address(clients.endpoint.url)
+    held: list[socket.socket] = []
+
+    def connection() -> socket.socket:
+        if not held:
+            sock = socket.create_connection(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            held.append(sock)
+        return held[0]
+
+    def stream(request: bytes) -> int:
+        sock = connection()
+        sock.sendall(request)
+        received = 0
+        tail = b""
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                held.pop().close()
+                if received:
+                    raise ConnectionError("the endpoint closed the connection inside a response")
+                return stream(request)  # it had closed the idle connection: once more on a new one
+            received += len(data)
+            tail = (tail + data)[-len(_END) :]
+            if tail == _END:
+                return received
 
     def run() -> bytes:
-        total = 0
-        for request in signed.get():
-            sock.sendall(request)
-            tail = b""
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    raise ConnectionError("the endpoint closed the connection")
-                total += len(data)
-                tail = (tail + data)[-len(_END) :]
-                if tail == _END:
-                    break
-        return b"%d" % total
+        return b"%d" % sum(stream(request) for request in signed.get())
 
+    clients._closers.append(lambda: [sock.close() for sock in held])
     return run
 
 
