@@ -192,7 +192,11 @@ def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     def run() -> bytes:
         return b"%d" % sum(stream(request) for request in signed.get())
 
-    clients._closers.append(lambda: [sock.close() for sock in held])
+    def close() -> None:
+        while held:
+            held.pop().close()
+
+    clients._closers.append(close)
     return run
 
 
