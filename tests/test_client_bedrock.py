@@ -90,7 +90,6 @@ def test_internal_server_exception_before_first_event_is_retried(endpoint: Emula
 
 
 def test_async_bedrock(endpoint: EmulatorThread) -> None:
-    pytest.importorskip("aiohttp")
 
     async def main() -> bytes:
         async with sm.bedrock_async_client(

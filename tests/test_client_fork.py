@@ -90,7 +90,6 @@ def test_spawned_workers_rebuild_from_a_pickle(server: EmulatorThread) -> None:
 
 
 def test_async_client_after_fork(server: EmulatorThread) -> None:
-    pytest.importorskip("aiohttp")
     global _inherited
     _inherited = sm.async_client(
         region_name="us-east-1",

@@ -191,7 +191,6 @@ def test_unsigned(signed_endpoint: EmulatorThread, isolated: Path) -> None:
 
 
 def test_async_client_signs(signed_endpoint: EmulatorThread, isolated: Path) -> None:
-    pytest.importorskip("aiohttp")
 
     async def main() -> int:
         async with sm.async_client(
@@ -210,7 +209,6 @@ def test_async_client_signs(signed_endpoint: EmulatorThread, isolated: Path) -> 
 
 
 def test_async_refresh_runs_off_the_event_loop(signed_endpoint: EmulatorThread, isolated: Path) -> None:
-    pytest.importorskip("aiohttp")
     import threading
 
     import botocore.credentials
