@@ -79,22 +79,15 @@ _DUE_KEY = b'"' + DUE_FIELD.encode() + b'":'
 def find_stamps(payload: bytes) -> tuple[int, int]:
     """(sent_ns, due_ns) of the last stamped record in a payload, 0 where absent; without parsing it
     (the endpoint writes them as the record's last members: ``,"due_ns":D,"sent_ns":S}``)."""
-    at = payload.rfind(_SENT_KEY)
-    if at < 0:
+    head, found, tail = payload.rpartition(_SENT_KEY)
+    if not found:
         return 0, 0
-    start = at + len(_SENT_KEY)
     try:
-        sent = int(payload[start : payload.find(b"}", start)])
+        sent = int(tail.partition(b"}")[0])
+        _, found, due = head.rpartition(_DUE_KEY)
+        return sent, (int(due[:-1]) if found else 0)  # due ends with the comma before "sent_ns"
     except ValueError:
         return 0, 0
-    due = 0
-    before = payload.rfind(_DUE_KEY, 0, at)
-    if before >= 0:
-        try:
-            due = int(payload[before + len(_DUE_KEY) : at - 1])
-        except ValueError:
-            due = 0
-    return sent, due
 
 
 # -- prompts ----------------------------------------------------------------------------------------
