@@ -217,6 +217,7 @@ class IncompleteStream(_botocore.ResponseStreamingError, _TransportError, Trunca
     __reduce__ = _TransportError.__reduce__
 
     retryable = True  # only ever acted on before the first event is delivered
+    malformed = False  # True: the answer broke HTTP/1.1 (never sent again), not a connection cut short
 
     def __init__(self, message: str, buffered: int = 0, *, request_id: str | None = None) -> None:
         self._init(message, request_id, error=message)

@@ -333,12 +333,12 @@ def malformed(message: str, request_id: str | None = None) -> IncompleteStream:
     short (a dropped connection, which a retry may mend before the first event), it is never sent again:
     the server answered, and would answer the same way."""
     error = IncompleteStream(message, request_id=request_id)
-    error.malformed = True  # type: ignore[attr-defined]
+    error.malformed = True
     return error
 
 
 def is_malformed(error: BaseException) -> bool:
-    return isinstance(error, IncompleteStream) and bool(error.__dict__.get("malformed"))
+    return isinstance(error, IncompleteStream) and error.malformed
 
 
 def may_retry(error: BaseException, delivered: bool) -> bool:
