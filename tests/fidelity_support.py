@@ -17,10 +17,8 @@ import http.server
 import itertools
 import json
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -30,6 +28,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import pytest
+from emulator_support import certificate as certificate  # re-exported: the fidelity tests use it
 from recording_proxy import RecordingProxy
 
 from evstream.emulator import EmulatorThread
@@ -131,38 +130,6 @@ def endpoint() -> Iterator[EmulatorThread]:
     """The local endpoint; every request must carry a valid SigV4 signature made with FAKE_KEYS."""
     with EmulatorThread(credentials={ACCESS_KEY: SECRET_KEY}) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A self-signed certificate for ``localhost`` and 127.0.0.1 (cert.pem, key.pem)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            str(folder / "key.pem"),
-            "-out",
-            str(folder / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return folder / "cert.pem"
 
 
 @pytest.fixture(scope="module")

@@ -3,58 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator_support import body
+from emulator_support import body, certificate
 
 pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 import evstream.sagemaker as sm
 from evstream.emulator import EmulatorThread
 
+__all__ = ["certificate"]
+
 KEYS = {"aws_access_key_id": "AKIDTLS", "aws_secret_access_key": "tls-secret", "region_name": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(folder / "key.pem"),
-            "-out",
-            str(folder / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return folder
 
 
 @pytest.fixture(scope="module")
 def tls_endpoint(certificate: Path) -> Iterator[EmulatorThread]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certificate / "cert.pem", certificate / "key.pem")
+    context.load_cert_chain(certificate, certificate.with_name("key.pem"))
     with EmulatorThread(ssl=context) as server:
         assert server.url.startswith("https://127.0.0.1:")
         yield server
@@ -73,14 +42,14 @@ def test_unknown_certificate_is_refused(tls_endpoint: EmulatorThread) -> None:
 
 
 def test_given_bundle_is_trusted(tls_endpoint: EmulatorThread, certificate: Path) -> None:
-    runtime = sm.client(endpoint_url=tls_endpoint.url, verify=str(certificate / "cert.pem"), **KEYS)
+    runtime = sm.client(endpoint_url=tls_endpoint.url, verify=str(certificate), **KEYS)
     assert stream(runtime) == 3
 
 
 def test_aws_ca_bundle_is_honoured(
     tls_endpoint: EmulatorThread, certificate: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate / "cert.pem"))
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate))
     assert stream(sm.client(endpoint_url=tls_endpoint.url, **KEYS)) == 3
 
 
@@ -99,6 +68,6 @@ def test_async_client_verifies(tls_endpoint: EmulatorThread, certificate: Path) 
             )
             return len([event async for event in response["Body"]])
 
-    assert asyncio.run(main(str(certificate / "cert.pem"))) == 2
+    assert asyncio.run(main(str(certificate))) == 2
     with pytest.raises(sm.TLSFailed, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         asyncio.run(main(True))
