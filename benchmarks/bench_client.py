@@ -22,6 +22,8 @@ import pytest
 
 from evstream import IMPLEMENTATION
 
+from conftest import time_cpu_per_event
+
 pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 from evstream.bench.e2e import Clients, LocalEndpoint, PeerUnavailable, Runner, Workload, measure_cpu
 
@@ -48,25 +50,10 @@ def runner(clients: Clients, peer: str, workload: Workload) -> Runner:
 
 def time_case(benchmark: Any, group: str, peer: str, run: Runner, workload: Workload) -> float:
     """Check, then time ``run``; returns the best CPU seconds per event."""
-    benchmark.group = group
     correct = run() == workload.expected()
-    events = workload.total_events
-    benchmark.extra_info.update(
-        implementation=peer, correct=correct, events=events, codec=IMPLEMENTATION, timer="process_time"
+    return time_cpu_per_event(
+        benchmark, group, peer, run, workload.total_events, correct, ROUNDS, codec=IMPLEMENTATION
     )
-    assert correct, f"{peer}: the stream was incomplete or different; not timed"
-    rounds: list[float] = []
-
-    def timed() -> bytes:
-        start = time.process_time()
-        data = run()
-        rounds.append(time.process_time() - start)
-        return data
-
-    benchmark.pedantic(timed, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    best = min(rounds) / events
-    benchmark.extra_info["cpu_us_per_event"] = round(best * 1e6, 3)
-    return best
 
 
 @pytest.mark.benchmark(timer=time.process_time)

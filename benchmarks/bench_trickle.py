@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 import pytest
 
+from conftest import time_cpu_per_event
+
 pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 from evstream.bench.e2e import Clients, LocalEndpoint, PeerUnavailable, Workload
 from evstream.bench.trickle import ASYNC_WORKLOADS, SYNC_WORKLOAD, floor_asyncio, floor_sync
@@ -40,23 +42,9 @@ def endpoint() -> Iterator[LocalEndpoint]:
 
 
 def time_case(benchmark: Any, group: str, peer: str, run: Callable[[], bytes], workload: Workload) -> None:
-    benchmark.group = group
     # The floors decode nothing: theirs is right when every body ended.
     correct = bool(run()) if peer == "floor" else run() == workload.expected()
-    events = workload.total_events
-    benchmark.extra_info.update(implementation=peer, correct=correct, events=events, timer="process_time")
-    assert correct, f"{peer}: the streams were incomplete or different; not timed"
-    rounds: list[float] = []
-
-    def timed() -> bytes:
-        start = time.process_time()
-        data = run()
-        rounds.append(time.process_time() - start)
-        return data
-
-    benchmark.pedantic(timed, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    best = min(rounds) / events
-    benchmark.extra_info["cpu_us_per_event"] = round(best * 1e6, 3)
+    best = time_cpu_per_event(benchmark, group, peer, run, workload.total_events, correct, ROUNDS)
     if peer == "floor":
         FLOORS[group] = best
     elif group in FLOORS:

@@ -9,6 +9,8 @@ reason.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,34 @@ def pytest_benchmark_update_json(config: Any, benchmarks: Any, output_json: dict
         if median:
             info["bytes_per_s"] = info.get("bytes", 0) / median
             info["messages_per_s"] = info.get("messages", 0) / median
+
+
+def time_cpu_per_event(
+    benchmark: Any,
+    group: str,
+    peer: str,
+    run: Callable[[], Any],
+    events: int,
+    correct: bool,
+    rounds: int,
+    **info: Any,
+) -> float:
+    """Time ``run`` on process CPU time once its answer was checked (``correct``); the best CPU seconds per
+    event, also kept in the report's ``extra_info``."""
+    benchmark.group = group
+    benchmark.extra_info.update(
+        implementation=peer, correct=correct, events=events, timer="process_time", **info
+    )
+    assert correct, f"{peer}: the streams were incomplete or different; not timed"
+    taken: list[float] = []
+
+    def timed() -> Any:
+        start = time.process_time()
+        data = run()
+        taken.append(time.process_time() - start)
+        return data
+
+    benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=1)
+    best = min(taken) / events
+    benchmark.extra_info["cpu_us_per_event"] = round(best * 1e6, 3)
+    return best
