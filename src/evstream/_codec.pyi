@@ -6,7 +6,7 @@ use them to run every CRC-32 kernel). ``tests/test_packaging.py`` keeps this fil
 """
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, final
 
 from typing_extensions import disjoint_base
@@ -74,6 +74,18 @@ class Decoder:
 
     def feed(self, data: Buffer) -> list[Message]:
         """Every message completed by ``data`` (any bytes-like object)."""
+
+    def _http_chunks(
+        self,
+        data: Buffer,
+        event_type: str,
+        outer: Any,
+        inner: Any,
+        decode: Callable[[bytes], Any] | None,
+        max_chunk: int,
+        limit: int,
+    ) -> tuple[list[Any], int]:
+        """The data events of the whole HTTP/1.1 chunks that open ``data``, and where they end."""
 
     def close(self) -> None:
         """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""

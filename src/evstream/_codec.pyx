@@ -522,6 +522,89 @@ cdef class Decoder:
             self._release_frame()
             raise self._error
 
+    def _http_chunks(self, data, str event_type, outer, inner, decode, Py_ssize_t max_chunk,
+                     Py_ssize_t limit):
+        """``(events, used)``: the data events of the whole HTTP/1.1 chunks that open ``data``.
+
+        The fast path of a response-body reader, one call per read where tokens arrive one chunk at a
+        time. A chunk is taken when it is ``SIZE CRLF data CRLF`` (1-16 hex digits, no extension,
+        0 < size <= ``max_chunk``), all inside ``data``, and its data is whole valid frames whose
+        ``:event-type`` header equals ``event_type``. Each payload is passed through ``decode`` (when
+        not None) and wrapped as ``{outer: {inner: payload}}`` (when ``outer`` is not None). It stops
+        before the first chunk that is anything else (an error, another message, the last chunk, a
+        frame across chunks), and once ``limit`` events are made; ``used`` is where it stopped, and
+        the caller's general path takes it from there. The decoder's state is never changed, so that
+        path raises each error exactly as it would have.
+        """
+        cdef Py_buffer view
+        cdef list events = []
+        cdef Py_ssize_t pos = 0, i, start, stop, size
+        cdef uint64_t chunk
+        cdef unsigned char c
+        cdef const unsigned char *p
+        if self._error is not None or self._have or self._busy:
+            return events, 0
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            p = <const unsigned char *>view.buf
+            size = view.len
+            while pos < size and len(events) < limit:
+                chunk = 0
+                i = pos
+                while i < size and i - pos < 16:
+                    c = p[i]
+                    if 48 <= c <= 57:
+                        chunk = chunk * 16 + (c - 48)
+                    elif 97 <= (c | 32) <= 102:
+                        chunk = chunk * 16 + ((c | 32) - 87)
+                    else:
+                        break
+                    i += 1
+                if i == pos or size - i < 2 or p[i] != 13 or p[i + 1] != 10:
+                    break
+                if chunk == 0 or chunk > <uint64_t>max_chunk:
+                    break
+                start = i + 2
+                if <uint64_t>(size - start) < chunk + 2:
+                    break
+                stop = start + <Py_ssize_t>chunk
+                if p[stop] != 13 or p[stop + 1] != 10:
+                    break
+                if not self._data_events(p + start, stop - start, event_type, outer, inner, decode, events):
+                    break
+                pos = stop + 2
+        finally:
+            PyBuffer_Release(&view)
+        return events, pos
+
+    cdef bint _data_events(self, const unsigned char *p, Py_ssize_t n, str event_type, outer, inner,
+                           decode, list events):
+        """Append the data events of ``n`` bytes of whole frames; False (and nothing appended) if
+        they are anything else."""
+        cdef Py_ssize_t pos = 0, mark = len(events)
+        cdef uint32_t total = 0
+        cdef bint taken
+        cdef Message message
+        while pos < n:
+            try:
+                taken = n - pos >= PRELUDE_LENGTH
+                if taken:
+                    total = self._check_prelude(p + pos)
+                    taken = total <= n - pos
+                if taken:
+                    message = self._frame_message(p + pos, total)
+                    taken = message.headers.get(":event-type") == event_type
+                if taken:
+                    payload = message.payload if decode is None else decode(message.payload)
+            except Exception:  # the general path raises it, in its place among the events
+                taken = False
+            if not taken:
+                del events[mark:]
+                return False
+            events.append(payload if outer is None else {outer: {inner: payload}})
+            pos += total
+        return True
+
     cdef int _feed(self, const unsigned char *data, Py_ssize_t size, list messages) except -1:
         cdef Py_ssize_t pos = 0
         cdef uint32_t total

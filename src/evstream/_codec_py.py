@@ -7,6 +7,7 @@ botocore's order: prelude CRC, lengths against the limits, whole frame, message 
 from __future__ import annotations
 
 import datetime
+import re
 import struct
 import threading
 import uuid
@@ -64,6 +65,7 @@ CRC32_BACKEND = "zlib"
 _prelude = struct.Struct(">III")
 _u32 = struct.Struct(">I")
 _u16 = struct.Struct(">H")
+_CHUNK_HEAD = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")  # an HTTP/1.1 chunk-size line, no extension
 _TYPE_BYTE = [bytes((t,)) for t in range(UUID + 1)]
 # Fixed-width header types: wire type -> (struct, value class).
 _FIXED = {
@@ -211,6 +213,82 @@ class Decoder:
         if self._buffer:
             self._error = TruncatedStream(len(self._buffer), self._frame_length or None)
             raise self._error
+
+    def _http_chunks(
+        self,
+        data: Any,
+        event_type: str,
+        outer: Any,
+        inner: Any,
+        decode: Any,
+        max_chunk: int,
+        limit: int,
+    ) -> tuple[list[Any], int]:
+        """``(events, used)``: the data events of the whole HTTP/1.1 chunks that open ``data``.
+
+        The fast path of a response-body reader, one call per read where tokens arrive one chunk at a
+        time. A chunk is taken when it is ``SIZE CRLF data CRLF`` (1-16 hex digits, no extension,
+        0 < size <= ``max_chunk``), all inside ``data``, and its data is whole valid frames whose
+        ``:event-type`` header equals ``event_type``. Each payload is passed through ``decode`` (when
+        not None) and wrapped as ``{outer: {inner: payload}}`` (when ``outer`` is not None). It stops
+        before the first chunk that is anything else (an error, another message, the last chunk, a
+        frame across chunks), and once ``limit`` events are made; ``used`` is where it stopped, and
+        the caller's general path takes it from there. The decoder's state is never changed, so that
+        path raises each error exactly as it would have.
+        """
+        events: list[Any] = []
+        if self._error is not None or self._buffer or self._busy.locked():
+            return events, 0
+        view = _as_bytes_view(data)
+        size = len(view)
+        pos = 0
+        while pos < size and len(events) < limit:
+            match = _CHUNK_HEAD.match(view[pos : pos + 18].tobytes())
+            if match is None:
+                break
+            chunk = int(match[1], 16)
+            start = pos + match.end()
+            stop = start + chunk
+            if not 0 < chunk <= max_chunk or stop + 2 > size or view[stop : stop + 2] != b"\r\n":
+                break
+            if not self._data_events(view, start, stop, event_type, outer, inner, decode, events):
+                break
+            pos = stop + 2
+        return events, pos
+
+    def _data_events(
+        self,
+        view: memoryview,
+        pos: int,
+        end: int,
+        event_type: str,
+        outer: Any,
+        inner: Any,
+        decode: Any,
+        events: list[Any],
+    ) -> bool:
+        """Append the data events of the whole frames in ``view[pos:end]``; False (and nothing
+        appended) if they are anything else."""
+        mark = len(events)
+        while pos < end:
+            try:
+                taken = end - pos >= PRELUDE_LENGTH
+                if taken:
+                    total = self._check_prelude(view, pos)
+                    taken = total <= end - pos
+                if taken:
+                    message = self._parse_frame(view, pos, total)
+                    taken = message.headers.get(":event-type") == event_type
+                if taken:
+                    payload = message.payload if decode is None else decode(message.payload)
+            except Exception:  # the general path raises it, in its place among the events
+                taken = False
+            if not taken:
+                del events[mark:]
+                return False
+            events.append(payload if outer is None else {outer: {inner: payload}})
+            pos += total
+        return True
 
     def _feed(self, data: memoryview, messages: list[Message]) -> None:
         size = len(data)

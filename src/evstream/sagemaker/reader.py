@@ -50,8 +50,6 @@ FIELD_NAME = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 FIELD_VALUE = rb"(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?"
 _TRAILER_LINE = re.compile(FIELD_NAME + rb":[ \t]*" + FIELD_VALUE + rb"[ \t]*")
 
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
-
 # States of the chunked framing.
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
@@ -76,6 +74,7 @@ class BodyReader:
         "_mode",
         "_operation_name",
         "_pos",
+        "_quick",
         "_remaining",
         "_shape",
         "_state",
@@ -105,6 +104,13 @@ class BodyReader:
             if operation is not None
             else None
         )
+        # The codec's fast path for chunked bodies: its arguments, or None where it does not apply.
+        self._quick = (
+            (operation.event_type, operation.outer if boto_shape else None, operation.inner)
+            + (operation.decode, SLICE, BATCH)
+            if operation is not None and framing == CHUNKED
+            else None
+        )
         self.request_id = request_id
         self._operation_name = operation.name if operation is not None else ""
         self._state = _SIZE
@@ -126,31 +132,21 @@ class BodyReader:
         """The data events ``data`` completes (payload bytes, or boto3's event dicts)."""
         if self._error is not None:
             raise self._error
+        events: list[Any] = []
+        pos = 0
         if self.pending:
             if data:
                 raise RuntimeError("feed(b'') until pending is False before feeding more input")
-            data, pos = self._data, self._pos
-        else:
-            pos = 0
-            if self._state == _SIZE and not self._line and self._mode == CHUNKED:
-                # One read holding exactly one whole chunk: how tokens arrive at real rates.
-                newline = data.find(b"\r\n", 0, MAX_SIZE_DIGITS + 2)
-                if newline > 0:
-                    digits = data[:newline]
-                    if not digits.strip(_HEX_DIGITS):
-                        start = newline + 2
-                        size = int(digits, 16)
-                        if len(data) == start + size + 2 and 0 < size <= SLICE and data.endswith(b"\r\n"):
-                            events: list[Any] = []
-                            try:
-                                self._decode(data[start:-2], events)
-                            except Exception as exc:
-                                self._fail(exc, events)
-                                self.pending = True  # the error is raised by the next call
-                            if events:
-                                self.delivered = True
-                            return events
-        events = []
+            data = self._data[self._pos :]
+        if self._quick is not None and self._state == _SIZE and not self._line:
+            # Whole chunks of data events in one call to the codec: how tokens arrive.
+            events, pos = self._decoder._http_chunks(data, *self._quick)
+            if pos == len(data):
+                self.pending = False
+                self._data = b""
+                if events:
+                    self.delivered = True
+                return events
         try:
             if self._mode == CHUNKED:
                 pos = self._chunked(data, pos, events)
@@ -220,22 +216,6 @@ class BodyReader:
         end = len(data)
         state = self._state
         while pos < end:
-            if state == _SIZE and not self._line:
-                # The common case first: whole chunks (a plain size line, data, CRLF) inside this read;
-                # anything else (extensions, a chunk across reads, errors) takes the general path.
-                newline = data.find(b"\r\n", pos, pos + MAX_SIZE_DIGITS + 2)
-                if newline > pos:
-                    digits = data[pos:newline]
-                    if not digits.strip(_HEX_DIGITS):
-                        size = int(digits, 16)
-                        start = newline + 2
-                        stop = start + size
-                        if 0 < size <= SLICE and data[stop : stop + 2] == b"\r\n":
-                            self._decode(data[start:stop], events)
-                            pos = stop + 2
-                            if len(events) >= BATCH:
-                                break
-                            continue
             if state == _DATA:
                 step = min(self._remaining, end - pos, SLICE)
                 self._decode(data[pos : pos + step], events)

@@ -1,0 +1,176 @@
+"""The decoder's fast path for chunked response bodies (``Decoder._http_chunks``), both codecs.
+
+What it takes must be exactly what the general path (the response-body reader, without the fast path)
+makes of the same bytes; where it stops, the general path goes on, so every error keeps its class and
+its place. It never changes the decoder's state.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from frames import raw_frame, string_header, token_frame
+
+pytest.importorskip("botocore", reason="the response-body reader comes with the client extra")
+import evstream
+from evstream.sagemaker import reader as body_reader
+from evstream.sagemaker.operations import BEDROCK, SAGEMAKER
+
+SLICE, BATCH = body_reader.SLICE, body_reader.BATCH
+BOTO = ("PayloadPart", "PayloadPart", "Bytes", None, SLICE, BATCH)
+RAW = ("PayloadPart", None, "Bytes", None, SLICE, BATCH)
+
+
+def chunk(data: bytes, size: str | None = None) -> bytes:
+    return (size if size is not None else "%x" % len(data)).encode() + b"\r\n" + data + b"\r\n"
+
+
+def event(name: str = "PayloadPart", text: bytes = b"tok") -> bytes:
+    headers = string_header(":event-type", name) + string_header(":message-type", "event")
+    return raw_frame(headers, text)
+
+
+def error_frame() -> bytes:
+    headers = string_header(":message-type", "exception") + string_header(":exception-type", "ModelStreamError")
+    return raw_frame(headers, b'{"Message": "boom"}')
+
+
+def general(data: bytes, boto_shape: bool, operation: Any = SAGEMAKER) -> list[Any]:
+    """What the reader's general path makes of ``data`` (whole chunks, no last chunk)."""
+    reader = body_reader.BodyReader(operation, boto_shape=boto_shape)
+    reader._quick = None
+    events = reader.feed(data)
+    while reader.pending:
+        events += reader.feed(b"")
+    return events
+
+
+def test_whole_chunks_of_data_events(codec: ModuleType) -> None:
+    data = b"".join(chunk(event(text=b"t%d" % i)) for i in range(5))
+    data += chunk(event(text=b"a") + event(text=b"b"))  # two frames in one chunk
+    decoder = codec.Decoder()
+    events, used = decoder._http_chunks(data, *BOTO)
+    assert used == len(data)
+    assert events == general(data, True)
+    assert [e["PayloadPart"]["Bytes"] for e in events] == [b"t0", b"t1", b"t2", b"t3", b"t4", b"a", b"b"]
+    raw, used = decoder._http_chunks(data, *RAW)
+    assert raw == [b"t0", b"t1", b"t2", b"t3", b"t4", b"a", b"b"] and used == len(data)
+
+
+@pytest.mark.parametrize(
+    "stopper",
+    [
+        pytest.param(chunk(event("SomethingElse")), id="another event"),
+        pytest.param(chunk(error_frame()), id="an error"),
+        pytest.param(b"0\r\n\r\n", id="the last chunk"),
+        pytest.param(chunk(event(), size="%x;ext=1" % len(event())), id="an extension"),
+        pytest.param(chunk(event(), size="%x " % len(event())), id="whitespace"),
+        pytest.param(chunk(event(), size="0" * 16 + "%x" % len(event())), id="17 digits"),
+        pytest.param(chunk(event())[:-1], id="a cut chunk"),
+        pytest.param(chunk(event())[:-2] + b"\n\r", id="a bad chunk end"),
+        pytest.param(chunk(event()[:-3]), id="a frame across chunks"),
+        pytest.param(chunk(event() + event()[:5]), id="a cut frame"),
+        pytest.param(chunk(event()[:-1] + b"\x00"), id="a bad message CRC"),
+        pytest.param(chunk(b"\x00" * 12 + event()[12:]), id="a bad prelude"),
+        pytest.param(chunk(raw_frame(b"\x05:even\x09", b"x")), id="a bad header type"),
+        pytest.param(chunk(b"x" * (SLICE + 1)), id="over the largest chunk"),
+        pytest.param(b"zz\r\n", id="not hex"),
+    ],
+)
+def test_stops_before_anything_else(codec: ModuleType, stopper: bytes) -> None:
+    head = chunk(event(text=b"first")) + chunk(event(text=b"second"))
+    decoder = codec.Decoder()
+    events, used = decoder._http_chunks(head + stopper + chunk(event()), *BOTO)
+    assert used == len(head)
+    assert events == general(head, True)
+    assert decoder.buffered == 0 and decoder.error is None
+
+
+def test_keeps_to_the_limit_at_chunk_boundaries(codec: ModuleType) -> None:
+    data = b"".join(chunk(event() * 3) for _ in range(10))
+    events, used = codec.Decoder()._http_chunks(data, "PayloadPart", None, "Bytes", None, SLICE, 7)
+    assert len(events) == 9  # three whole chunks: the limit is checked between chunks
+    assert used == 3 * len(chunk(event() * 3))
+
+
+def test_nothing_on_a_decoder_inside_a_frame_or_failed(codec: ModuleType) -> None:
+    data = chunk(event())
+    decoder = codec.Decoder()
+    decoder.feed(event()[:7])
+    assert decoder._http_chunks(data, *BOTO) == ([], 0)
+    failed = codec.Decoder()
+    with pytest.raises(evstream.PreludeChecksumMismatch):
+        failed.feed(b"\x00" * 16)
+    assert failed._http_chunks(data, *BOTO) == ([], 0)
+
+
+def test_bedrock_payloads_are_decoded(codec: ModuleType) -> None:
+    body = json.dumps({"bytes": "aGVsbG8="}).encode()
+    frame = raw_frame(string_header(":event-type", "chunk") + string_header(":message-type", "event"), body)
+    data = chunk(frame) + chunk(frame)
+    quick = (BEDROCK.event_type, BEDROCK.outer, BEDROCK.inner, BEDROCK.decode, SLICE, BATCH)
+    events, used = codec.Decoder()._http_chunks(data, *quick)
+    assert used == len(data)
+    assert events == general(data, True, BEDROCK) == [{"chunk": {"bytes": b"hello"}}] * 2
+    bad = raw_frame(string_header(":event-type", "chunk"), b"not json")
+    events, used = codec.Decoder()._http_chunks(data + chunk(bad), *quick)
+    assert used == len(data)  # the general path raises the decoding error
+
+
+PIECES = [
+    chunk(event(text=b"x")),
+    chunk(event(text=b"y") + event(text=b"z")),
+    chunk(token_frame("t")),
+    chunk(event("Other")),
+    chunk(error_frame()),
+    chunk(event(), size="%x;a=b" % len(event())),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    picks=st.lists(st.integers(0, len(PIECES) - 1), max_size=12),
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=2),
+    cut=st.integers(0, 10_000),
+)
+def test_differential_against_the_general_path(
+    both_codecs: tuple[ModuleType, ModuleType], picks: list[int], flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(b"".join(PIECES[i] for i in picks))
+    for at, xor in flips:
+        if data:
+            data[at % len(data)] ^= xor
+    data = bytes(data[: cut % (len(data) + 1)])
+    results = [codec.Decoder()._http_chunks(data, *BOTO) for codec in both_codecs]
+    assert results[0] == results[1]  # the C and Python codecs agree exactly
+    events, used = results[0]
+    if used:
+        assert events == general(data[:used], True)
+
+
+def test_random_streams_read_the_same_with_and_without_it(codec: ModuleType, monkeypatch: Any) -> None:
+    monkeypatch.setattr(body_reader, "Decoder", codec.Decoder)
+    rng = random.Random(7)
+    for _ in range(50):
+        data = b"".join(rng.choice(PIECES[:3]) for _ in range(rng.randrange(1, 40))) + b"0\r\n\r\n"
+        fast = body_reader.BodyReader(SAGEMAKER, boto_shape=True)
+        slow = body_reader.BodyReader(SAGEMAKER, boto_shape=True)
+        slow._quick = None
+        pos, got, expected = 0, [], []
+        while pos < len(data):
+            step = rng.randrange(1, 200)
+            for reader, out in ((fast, got), (slow, expected)):
+                out += reader.feed(data[pos : pos + step])
+                while reader.pending:
+                    out += reader.feed(b"")
+            pos += step
+        fast.eof()
+        slow.eof()
+        assert got == expected and fast.done and slow.done
