@@ -29,7 +29,7 @@ RAW = ("PayloadPart", None, "Bytes", None, SLICE, BATCH)
 
 
 def chunk(data: bytes, size: str | None = None) -> bytes:
-    return (size if size is not None else "%x" % len(data)).encode() + b"\r\n" + data + b"\r\n"
+    return (size if size is not None else f"{len(data):x}").encode() + b"\r\n" + data + b"\r\n"
 
 
 def event(name: str = "PayloadPart", text: bytes = b"tok") -> bytes:
@@ -38,7 +38,9 @@ def event(name: str = "PayloadPart", text: bytes = b"tok") -> bytes:
 
 
 def error_frame() -> bytes:
-    headers = string_header(":message-type", "exception") + string_header(":exception-type", "ModelStreamError")
+    headers = string_header(":message-type", "exception") + string_header(
+        ":exception-type", "ModelStreamError"
+    )
     return raw_frame(headers, b'{"Message": "boom"}')
 
 
@@ -70,9 +72,9 @@ def test_whole_chunks_of_data_events(codec: ModuleType) -> None:
         pytest.param(chunk(event("SomethingElse")), id="another event"),
         pytest.param(chunk(error_frame()), id="an error"),
         pytest.param(b"0\r\n\r\n", id="the last chunk"),
-        pytest.param(chunk(event(), size="%x;ext=1" % len(event())), id="an extension"),
-        pytest.param(chunk(event(), size="%x " % len(event())), id="whitespace"),
-        pytest.param(chunk(event(), size="0" * 16 + "%x" % len(event())), id="17 digits"),
+        pytest.param(chunk(event(), size=f"{len(event()):x};ext=1"), id="an extension"),
+        pytest.param(chunk(event(), size=f"{len(event()):x} "), id="whitespace"),
+        pytest.param(chunk(event(), size="0" * 16 + f"{len(event()):x}"), id="17 digits"),
         pytest.param(chunk(event())[:-1], id="a cut chunk"),
         pytest.param(chunk(event())[:-2] + b"\n\r", id="a bad chunk end"),
         pytest.param(chunk(event()[:-3]), id="a frame across chunks"),
@@ -130,7 +132,7 @@ PIECES = [
     chunk(token_frame("t")),
     chunk(event("Other")),
     chunk(error_frame()),
-    chunk(event(), size="%x;a=b" % len(event())),
+    chunk(event(), size=f"{len(event()):x};a=b"),
 ]
 
 

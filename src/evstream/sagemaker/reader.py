@@ -106,8 +106,14 @@ class BodyReader:
         )
         # The codec's fast path for chunked bodies: its arguments, or None where it does not apply.
         self._quick = (
-            (operation.event_type, operation.outer if boto_shape else None, operation.inner)
-            + (operation.decode, SLICE, BATCH)
+            (
+                operation.event_type,
+                operation.outer if boto_shape else None,
+                operation.inner,
+                operation.decode,
+                SLICE,
+                BATCH,
+            )
             if operation is not None and framing == CHUNKED
             else None
         )
