@@ -126,6 +126,83 @@ def test_bedrock_payloads_are_decoded(codec: ModuleType) -> None:
     assert used == len(data)  # the general path raises the decoding error
 
 
+def test_only_plain_headers_are_judged(both_codecs: tuple[ModuleType, ModuleType]) -> None:
+    """Non-ASCII names or values, or more than 16 headers: left to the general path, in both codecs."""
+    event_type = string_header(":event-type", "PayloadPart")
+    for extra in (
+        string_header("x-note", "caf\u00e9"),
+        string_header("caf\u00e9", "x"),
+        b"".join(string_header(f"h{i}", "v") for i in range(16)),
+    ):
+        data = chunk(raw_frame(event_type + extra, b"x"))
+        assert [codec.Decoder()._http_chunks(data, *BOTO) for codec in both_codecs] == [([], 0)] * 2
+        assert general(data, True) == [{"PayloadPart": {"Bytes": b"x"}}]
+    many = b"".join(string_header(f"h{i}", "v") for i in range(15))
+    data = chunk(raw_frame(event_type + many, b"x"))
+    assert [codec.Decoder()._http_chunks(data, *BOTO)[1] for codec in both_codecs] == [len(data)] * 2
+
+
+def test_every_header_type_beside_the_event_type(both_codecs: tuple[ModuleType, ModuleType]) -> None:
+    block = string_header(":event-type", "PayloadPart")
+    for type_byte, value in [
+        (0, b""),
+        (1, b""),
+        (2, b"\x01"),
+        (3, b"\x00\x02"),
+        (4, bytes(4)),
+        (5, bytes(8)),
+    ]:
+        block += bytes([2, 104, 48 + type_byte, type_byte]) + value
+    block += b"\x02h6\x06\x00\x03\xff\x00\x01" + b"\x02h8\x08" + bytes(8) + b"\x02h9\x09" + bytes(16)
+    block += string_header(":message-type", "event")
+    data = chunk(raw_frame(block, b"p"))
+    for codec in both_codecs:
+        assert codec.Decoder()._http_chunks(data, *BOTO) == ([{"PayloadPart": {"Bytes": b"p"}}], len(data))
+    assert general(data, True) == [{"PayloadPart": {"Bytes": b"p"}}]
+
+
+WIDTHS = {0: 0, 1: 0, 2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}  # fixed-width header values by type byte
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from([":event-type", ":message-type", "x", "y", "\u00e9"]),
+            st.sampled_from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            st.binary(max_size=20),
+            st.booleans(),
+        ),
+        max_size=3,
+    ),
+    event_value=st.sampled_from([b"PayloadPart", b"Payload", b"PayloadPart\xc3\xa9"]),
+)
+def test_random_header_blocks(
+    both_codecs: tuple[ModuleType, ModuleType],
+    headers: list[tuple[str, int, bytes, bool]],
+    event_value: bytes,
+) -> None:
+    """Any header block, valid or not: the fast path takes the frame only where the general path
+    makes a data event of it, and both codecs take the same frames."""
+    block = string_header(":event-type", event_value.decode())
+    for name, type_byte, value, well_formed in headers:
+        raw = name.encode()
+        if type_byte in (6, 7):
+            if well_formed and type_byte == 7:
+                value = bytes(b & 0x7F for b in value)
+            value = len(value).to_bytes(2, "big") + value
+        elif well_formed and type_byte in WIDTHS:
+            value = (value + bytes(16))[: WIDTHS[type_byte]]
+        block += bytes([len(raw)]) + raw + bytes([type_byte]) + value
+    data = chunk(raw_frame(block, b"p"))
+    results = [codec.Decoder()._http_chunks(data, *BOTO) for codec in both_codecs]
+    assert results[0] == results[1]
+    if results[0][1]:
+        assert results[0][0] == general(data, True) == [{"PayloadPart": {"Bytes": b"p"}}]
+    else:
+        assert results[0][0] == []
+
+
 PIECES = [
     chunk(event(text=b"x")),
     chunk(event(text=b"y") + event(text=b"z")),

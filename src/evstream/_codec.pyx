@@ -112,6 +112,7 @@ cdef enum:
     # A direct-mapped cache of ASCII str objects turns their decoding into a memcmp.
     CACHE_SLOTS = 128
     CACHE_MAX_LENGTH = 48
+    FAST_HEADERS = 16  # the most headers a data event may have for Decoder._http_chunks
 
 
 cdef uint32_t _crc_buffer(evs_crc32_fn fn, object data, object value) except? 0xFFFFFFFF:
@@ -426,6 +427,82 @@ cdef dict _decode_headers(const unsigned char *p, const unsigned char *end, bint
     return headers
 
 
+cdef inline bint _ascii(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i] >= 0x80:
+            return False
+    return True
+
+
+cdef bint _is_data_event(const unsigned char *p, const unsigned char *end,
+                         const unsigned char *event_type, Py_ssize_t event_type_length) noexcept nogil:
+    """The headers block [p, end) is one ``_decode_headers`` accepts and its ``:event-type`` is the
+    string ``event_type``; no object made. Only blocks with ASCII names and string values and at most
+    FAST_HEADERS headers are judged (ASCII needs no UTF-8 check; a few names are compared pairwise
+    for duplicates): anything else is False, and the caller's general path decides."""
+    cdef const unsigned char *names[FAST_HEADERS]
+    cdef Py_ssize_t lengths[FAST_HEADERS]
+    cdef const unsigned char *name
+    cdef Py_ssize_t count = 0, i, name_length, length
+    cdef int type_byte
+    cdef bint is_event_type, matched = False
+    while p < end:
+        name_length = p[0]
+        p += 1
+        if name_length == 0 or name_length > end - p or count == FAST_HEADERS or not _ascii(p, name_length):
+            return False
+        for i in range(count):
+            if lengths[i] == name_length and _same_bytes(names[i], p, name_length):
+                return False
+        name = p
+        names[count] = name
+        lengths[count] = name_length
+        count += 1
+        is_event_type = name_length == 11 and _same_bytes(name, <const unsigned char *>b":event-type", 11)
+        p += name_length
+        if p >= end:
+            return False
+        type_byte = p[0]
+        p += 1
+        if type_byte == STRING or type_byte == BYTE_ARRAY:
+            if end - p < 2:
+                return False
+            length = _be16(p)
+            p += 2
+            if length > MAX_VALUE_LENGTH or length > end - p:
+                return False
+            if type_byte == STRING:
+                if not _ascii(p, length):
+                    return False
+                if is_event_type:
+                    matched = length == event_type_length and _same_bytes(p, event_type, length)
+            elif is_event_type:
+                return False
+            p += length
+            continue
+        if is_event_type:
+            return False
+        if type_byte == BOOL_TRUE or type_byte == BOOL_FALSE:
+            length = 0
+        elif type_byte == BYTE:
+            length = 1
+        elif type_byte == SHORT:
+            length = 2
+        elif type_byte == INTEGER:
+            length = 4
+        elif type_byte == LONG or type_byte == TIMESTAMP:
+            length = 8
+        elif type_byte == UUID:
+            length = 16
+        else:
+            return False
+        if length > end - p:
+            return False
+        p += length
+    return matched
+
+
 # ----------------------------------------------------------------------------------------- decoder
 
 @cython.final
@@ -542,8 +619,11 @@ cdef class Decoder:
         cdef uint64_t chunk
         cdef unsigned char c
         cdef const unsigned char *p
+        cdef const char *want
+        cdef Py_ssize_t want_length
         if self._error is not None or self._have or self._busy:
             return events, 0
+        want = PyUnicode_AsUTF8AndSize(event_type, &want_length)
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             p = <const unsigned char *>view.buf
@@ -570,32 +650,42 @@ cdef class Decoder:
                 stop = start + <Py_ssize_t>chunk
                 if p[stop] != 13 or p[stop + 1] != 10:
                     break
-                if not self._data_events(p + start, stop - start, event_type, outer, inner, decode, events):
+                if not self._data_events(p + start, stop - start, <const unsigned char *>want, want_length,
+                                         outer, inner, decode, events):
                     break
                 pos = stop + 2
         finally:
             PyBuffer_Release(&view)
         return events, pos
 
-    cdef bint _data_events(self, const unsigned char *p, Py_ssize_t n, str event_type, outer, inner,
-                           decode, list events):
+    cdef bint _data_events(self, const unsigned char *p, Py_ssize_t n, const unsigned char *event_type,
+                           Py_ssize_t event_type_length, outer, inner, decode, list events):
         """Append the data events of ``n`` bytes of whole frames; False (and nothing appended) if
         they are anything else."""
         cdef Py_ssize_t pos = 0, mark = len(events)
         cdef uint32_t total = 0
+        cdef const unsigned char *frame
+        cdef const unsigned char *headers_end
+        cdef const unsigned char *crc_at
         cdef bint taken
-        cdef Message message
         while pos < n:
+            frame = p + pos
             try:
                 taken = n - pos >= PRELUDE_LENGTH
                 if taken:
-                    total = self._check_prelude(p + pos)
+                    total = self._check_prelude(frame)
                     taken = total <= n - pos
                 if taken:
-                    message = self._frame_message(p + pos, total)
-                    taken = message.headers.get(":event-type") == event_type
+                    # The checks of _frame_message, without the message: the CRC, then the headers.
+                    crc_at = frame + total - 4
+                    headers_end = frame + PRELUDE_LENGTH + _be32(frame + 4)
+                    taken = (evs_crc32(_be32(frame + 8), frame + 8, total - 12) == _be32(crc_at)
+                             and _is_data_event(frame + PRELUDE_LENGTH, headers_end, event_type,
+                                                event_type_length))
                 if taken:
-                    payload = message.payload if decode is None else decode(message.payload)
+                    payload = PyBytes_FromStringAndSize(<const char *>headers_end, crc_at - headers_end)
+                    if decode is not None:
+                        payload = decode(payload)
             except Exception:  # the general path raises it, in its place among the events
                 taken = False
             if not taken:

@@ -65,6 +65,7 @@ CRC32_BACKEND = "zlib"
 _prelude = struct.Struct(">III")
 _u32 = struct.Struct(">I")
 _u16 = struct.Struct(">H")
+FAST_HEADERS = 16  # the most headers a data event may have for Decoder._http_chunks
 _CHUNK_HEAD = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")  # an HTTP/1.1 chunk-size line, no extension
 _TYPE_BYTE = [bytes((t,)) for t in range(UUID + 1)]
 # Fixed-width header types: wire type -> (struct, value class).
@@ -278,7 +279,7 @@ class Decoder:
                     taken = total <= end - pos
                 if taken:
                     message = self._parse_frame(view, pos, total)
-                    taken = message.headers.get(":event-type") == event_type
+                    taken = message.headers.get(":event-type") == event_type and _judged_fast(message.headers)
                 if taken:
                     payload = message.payload if decode is None else decode(message.payload)
             except Exception:  # the general path raises it, in its place among the events
@@ -351,6 +352,14 @@ class Decoder:
         message._headers_length = headers_length
         message._crc = expected
         return message
+
+
+def _judged_fast(headers: dict[str, Any]) -> bool:
+    """The headers the C codec's fast path judges without decoding: ASCII names and string values,
+    at most FAST_HEADERS of them (so both codecs take the same chunks)."""
+    return len(headers) <= FAST_HEADERS and all(
+        name.isascii() and (type(value) is not str or value.isascii()) for name, value in headers.items()
+    )
 
 
 def _decode_headers(data: memoryview, pos: int, end: int, typed: bool = True) -> dict[str, Any]:

@@ -147,9 +147,9 @@ class BodyReader:
         if self._quick is not None and self._state == _SIZE and not self._line:
             # Whole chunks of data events in one call to the codec: how tokens arrive.
             events, pos = self._decoder._http_chunks(data, *self._quick)
-            if pos == len(data):
-                self.pending = False
-                self._data = b""
+            if pos == len(data) or len(events) >= BATCH:
+                self.pending = pending = pos < len(data)
+                self._data, self._pos = (data, pos) if pending else (b"", 0)
                 if events:
                     self.delivered = True
                 return events
