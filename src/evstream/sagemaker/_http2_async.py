@@ -13,10 +13,10 @@ import contextlib
 import time
 from typing import Any
 
-from ._http2_ops import BEDROCK, SAGEMAKER, control_plane
+from ._http2_ops import BEDROCK, SAGEMAKER
 from .errors import FirstByteTimeout
 from .event_signing import EventSigner
-from .http2 import DEFAULT_INFLIGHT, DEFAULT_WINDOW, Exceptions, Http2Base, StreamBase
+from .http2 import Http2Base, StreamBase
 
 __all__ = [
     "AsyncBedrockHttp2Client",
@@ -151,8 +151,6 @@ class AsyncBidirectionalStream(StreamBase):
 
 
 class _AsyncClient(Http2Base):
-    exceptions = Exceptions
-
     async def _open(self, params: dict[str, Any]) -> AsyncBidirectionalStream:
         loop = asyncio.get_running_loop()
         control = self._target.control
@@ -167,12 +165,7 @@ class _AsyncClient(Http2Base):
             raise self._transport_error(concurrent.futures.TimeoutError()) from None
         except Exception as exc:
             raise self._transport_error(exc) from exc
-        try:
-            stream._start(connection, request)
-        except Exception as exc:
-            self._pool.release(connection)
-            raise self._transport_error(exc) from exc
-        return stream
+        return self._started(stream, connection, request)
 
     async def close(self) -> None:
         self._pool.close()
@@ -187,12 +180,16 @@ class _AsyncClient(Http2Base):
 class AsyncHttp2Client(_AsyncClient):
     """SageMaker Runtime HTTP2 on asyncio; streams share HTTP/2 connections."""
 
+    bidi_operation = SAGEMAKER
+
     async def invoke_endpoint_with_bidirectional_stream(self, **params: Any) -> AsyncBidirectionalStream:
         return await self._open(params)
 
 
 class AsyncBedrockHttp2Client(_AsyncClient):
     """Bedrock Runtime's bidirectional operation on asyncio."""
+
+    bidi_operation = BEDROCK
 
     @property
     def exceptions(self) -> Any:  # type: ignore[override]
@@ -202,31 +199,5 @@ class AsyncBedrockHttp2Client(_AsyncClient):
         return await self._open(params)
 
 
-def async_http2_client(
-    boto3_client: Any = None,
-    /,
-    *,
-    session: Any = None,
-    config: Any = None,
-    window: int = DEFAULT_WINDOW,
-    max_inflight: int = DEFAULT_INFLIGHT,
-    **kwargs: Any,
-) -> AsyncHttp2Client:
-    """The asyncio SageMaker Runtime HTTP2 client; the same arguments as :func:`.http2.http2_client`."""
-    target = control_plane(SAGEMAKER.service_name, boto3_client, session=session, config=config, **kwargs)
-    return AsyncHttp2Client(SAGEMAKER, target, window=window, max_inflight=max_inflight)
-
-
-def async_bedrock_http2_client(
-    boto3_client: Any = None,
-    /,
-    *,
-    session: Any = None,
-    config: Any = None,
-    window: int = DEFAULT_WINDOW,
-    max_inflight: int = DEFAULT_INFLIGHT,
-    **kwargs: Any,
-) -> AsyncBedrockHttp2Client:
-    """The asyncio Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``."""
-    target = control_plane(BEDROCK.service_name, boto3_client, session=session, config=config, **kwargs)
-    return AsyncBedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)
+async_http2_client = AsyncHttp2Client.from_boto3
+async_bedrock_http2_client = AsyncBedrockHttp2Client.from_boto3

@@ -22,7 +22,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import botocore
 from awscrt import http as crt_http
@@ -111,8 +111,37 @@ class Exceptions:
     ClientError = ClientError
 
 
+DEFAULT_WINDOW = 1 << 20  # bytes the server may send beyond what the reader has taken
+DEFAULT_INFLIGHT = 256 * 1024  # bytes a writer may be ahead of the wire
+
+_Client = TypeVar("_Client", bound="Http2Base")
+_Stream = TypeVar("_Stream", bound="StreamBase")
+
+
 class Http2Base:
     """What the sync and asyncio clients share: the control plane, the connections, signing."""
+
+    bidi_operation: ClassVar[BidiOperation]  # what the client class calls (SageMaker's or Bedrock's)
+    exceptions = Exceptions
+
+    @classmethod
+    def from_boto3(
+        cls: type[_Client],
+        boto3_client: Any = None,
+        /,
+        *,
+        session: Any = None,
+        config: Any = None,
+        window: int = DEFAULT_WINDOW,
+        max_inflight: int = DEFAULT_INFLIGHT,
+        **kwargs: Any,
+    ) -> _Client:
+        """A client from boto3.client's arguments (``region_name``, ``endpoint_url``, credentials,
+        ``verify``, a botocore ``Config``, a boto3 or botocore ``session``) or from an existing boto3
+        client of the service; ``window`` and ``max_inflight`` bound the bytes in flight each way."""
+        operation = cls.bidi_operation
+        target = control_plane(operation.service_name, boto3_client, session=session, config=config, **kwargs)
+        return cls(operation, target, window=window, max_inflight=max_inflight)
 
     def __init__(self, operation: BidiOperation, target: Target, *, window: int, max_inflight: int) -> None:
         self._operation = operation
@@ -211,6 +240,17 @@ class Http2Base:
         if core.error is not None:
             return self._transport_error(core.error, core.headers.get("x-amzn-requestid"))
         return None
+
+    def _started(
+        self, stream: _Stream, connection: crt_http.Http2ClientConnection, request: crt_http.HttpRequest
+    ) -> _Stream:
+        """``stream`` started on ``connection`` (given back to the pool if the stream cannot start)."""
+        try:
+            stream._start(connection, request)
+        except Exception as exc:
+            self._pool.release(connection)
+            raise self._transport_error(exc) from exc
+        return stream
 
 
 class StreamBase:
@@ -422,8 +462,6 @@ class BidirectionalStream(StreamBase):
 
 
 class _SyncClient(Http2Base):
-    exceptions = Exceptions
-
     def _open(self, params: dict[str, Any]) -> BidirectionalStream:
         request, signer = self._request(params)
         stream = BidirectionalStream(self, signer)
@@ -431,12 +469,7 @@ class _SyncClient(Http2Base):
             connection = self._pool.acquire().result(self._target.connect_timeout + 1)
         except Exception as exc:
             raise self._transport_error(exc) from exc
-        try:
-            stream._start(connection, request)
-        except Exception as exc:
-            self._pool.release(connection)
-            raise self._transport_error(exc) from exc
-        return stream
+        return self._started(stream, connection, request)
 
     def close(self) -> None:
         """Close the connections (streams still open on them fail)."""
@@ -452,6 +485,8 @@ class _SyncClient(Http2Base):
 class Http2Client(_SyncClient):
     """SageMaker Runtime HTTP2, sync. Thread-safe; streams share HTTP/2 connections."""
 
+    bidi_operation = SAGEMAKER
+
     def invoke_endpoint_with_bidirectional_stream(self, **params: Any) -> BidirectionalStream:
         """Open a stream to ``EndpointName`` (with ``TargetVariant``, ``ModelInvocationPath``,
         ``ModelQueryString``); returns at once, before the response headers (see ``stream.response``)."""
@@ -460,6 +495,8 @@ class Http2Client(_SyncClient):
 
 class BedrockHttp2Client(_SyncClient):
     """Bedrock Runtime's bidirectional operation, sync."""
+
+    bidi_operation = BEDROCK
 
     @property
     def exceptions(self) -> Any:  # type: ignore[override]
@@ -470,39 +507,8 @@ class BedrockHttp2Client(_SyncClient):
         return self._open(params)
 
 
-DEFAULT_WINDOW = 1 << 20  # bytes the server may send beyond what the reader has taken
-DEFAULT_INFLIGHT = 256 * 1024  # bytes a writer may be ahead of the wire
-
-
-def http2_client(
-    boto3_client: Any = None,
-    /,
-    *,
-    session: Any = None,
-    config: Any = None,
-    window: int = DEFAULT_WINDOW,
-    max_inflight: int = DEFAULT_INFLIGHT,
-    **kwargs: Any,
-) -> Http2Client:
-    """A SageMaker Runtime HTTP2 client from boto3.client's arguments (``region_name``, ``endpoint_url``,
-    credentials, ``verify``, a botocore ``Config``, a boto3 or botocore ``session``)."""
-    target = control_plane(SAGEMAKER.service_name, boto3_client, session=session, config=config, **kwargs)
-    return Http2Client(SAGEMAKER, target, window=window, max_inflight=max_inflight)
-
-
-def bedrock_http2_client(
-    boto3_client: Any = None,
-    /,
-    *,
-    session: Any = None,
-    config: Any = None,
-    window: int = DEFAULT_WINDOW,
-    max_inflight: int = DEFAULT_INFLIGHT,
-    **kwargs: Any,
-) -> BedrockHttp2Client:
-    """A Bedrock Runtime client for ``invoke_model_with_bidirectional_stream``; boto3.client's arguments."""
-    target = control_plane(BEDROCK.service_name, boto3_client, session=session, config=config, **kwargs)
-    return BedrockHttp2Client(BEDROCK, target, window=window, max_inflight=max_inflight)
+http2_client = Http2Client.from_boto3
+bedrock_http2_client = BedrockHttp2Client.from_boto3
 
 
 _ASYNC_NAMES = (
