@@ -44,6 +44,12 @@ def error_frame() -> bytes:
     return raw_frame(headers, b'{"Message": "boom"}')
 
 
+def take(decoder: Any, data: bytes, quick: tuple[Any, ...] = BOTO, pos: int = 0) -> tuple[list[Any], int]:
+    """(events, where they end): what the fast path takes of ``data`` from ``pos``."""
+    events: list[Any] = []
+    return events, decoder._http_chunks(data, pos, events, *quick)
+
+
 def general(data: bytes, boto_shape: bool, operation: Any = SAGEMAKER) -> list[Any]:
     """What the reader's general path makes of ``data`` (whole chunks, no last chunk)."""
     reader = body_reader.BodyReader(operation, boto_shape=boto_shape)
@@ -58,11 +64,11 @@ def test_whole_chunks_of_data_events(codec: ModuleType) -> None:
     data = b"".join(chunk(event(text=b"t%d" % i)) for i in range(5))
     data += chunk(event(text=b"a") + event(text=b"b"))  # two frames in one chunk
     decoder = codec.Decoder()
-    events, used = decoder._http_chunks(data, *BOTO)
+    events, used = take(decoder, data)
     assert used == len(data)
     assert events == general(data, True)
     assert [e["PayloadPart"]["Bytes"] for e in events] == [b"t0", b"t1", b"t2", b"t3", b"t4", b"a", b"b"]
-    raw, used = decoder._http_chunks(data, *RAW)
+    raw, used = take(decoder, data, RAW)
     assert raw == [b"t0", b"t1", b"t2", b"t3", b"t4", b"a", b"b"] and used == len(data)
 
 
@@ -89,15 +95,25 @@ def test_whole_chunks_of_data_events(codec: ModuleType) -> None:
 def test_stops_before_anything_else(codec: ModuleType, stopper: bytes) -> None:
     head = chunk(event(text=b"first")) + chunk(event(text=b"second"))
     decoder = codec.Decoder()
-    events, used = decoder._http_chunks(head + stopper + chunk(event()), *BOTO)
+    events, used = take(decoder, head + stopper + chunk(event()))
     assert used == len(head)
     assert events == general(head, True)
     assert decoder.buffered == 0 and decoder.error is None
 
 
+def test_starts_where_told(codec: ModuleType) -> None:
+    one = chunk(event(text=b"a"))
+    data = b"junk" + one + one
+    assert take(codec.Decoder(), data, pos=4) == ([{"PayloadPart": {"Bytes": b"a"}}] * 2, len(data))
+    assert take(codec.Decoder(), data, pos=len(data)) == ([], len(data))
+    for pos in (-1, len(data) + 1):
+        with pytest.raises(ValueError):
+            take(codec.Decoder(), data, pos=pos)
+
+
 def test_keeps_to_the_limit_at_chunk_boundaries(codec: ModuleType) -> None:
     data = b"".join(chunk(event() * 3) for _ in range(10))
-    events, used = codec.Decoder()._http_chunks(data, "PayloadPart", None, "Bytes", None, SLICE, 7)
+    events, used = take(codec.Decoder(), data, ("PayloadPart", None, "Bytes", None, SLICE, 7))
     assert len(events) == 9  # three whole chunks: the limit is checked between chunks
     assert used == 3 * len(chunk(event() * 3))
 
@@ -106,11 +122,11 @@ def test_nothing_on_a_decoder_inside_a_frame_or_failed(codec: ModuleType) -> Non
     data = chunk(event())
     decoder = codec.Decoder()
     decoder.feed(event()[:7])
-    assert decoder._http_chunks(data, *BOTO) == ([], 0)
+    assert take(decoder, data) == ([], 0)
     failed = codec.Decoder()
     with pytest.raises(evstream.PreludeChecksumMismatch):
         failed.feed(b"\x00" * 16)
-    assert failed._http_chunks(data, *BOTO) == ([], 0)
+    assert take(failed, data) == ([], 0)
 
 
 def test_bedrock_payloads_are_decoded(codec: ModuleType) -> None:
@@ -118,11 +134,11 @@ def test_bedrock_payloads_are_decoded(codec: ModuleType) -> None:
     frame = raw_frame(string_header(":event-type", "chunk") + string_header(":message-type", "event"), body)
     data = chunk(frame) + chunk(frame)
     quick = (BEDROCK.event_type, BEDROCK.outer, BEDROCK.inner, BEDROCK.decode, SLICE, BATCH)
-    events, used = codec.Decoder()._http_chunks(data, *quick)
+    events, used = take(codec.Decoder(), data, quick)
     assert used == len(data)
     assert events == general(data, True, BEDROCK) == [{"chunk": {"bytes": b"hello"}}] * 2
     bad = raw_frame(string_header(":event-type", "chunk"), b"not json")
-    events, used = codec.Decoder()._http_chunks(data + chunk(bad), *quick)
+    events, used = take(codec.Decoder(), data + chunk(bad), quick)
     assert used == len(data)  # the general path raises the decoding error
 
 
@@ -135,11 +151,11 @@ def test_only_plain_headers_are_judged(both_codecs: tuple[ModuleType, ModuleType
         b"".join(string_header(f"h{i}", "v") for i in range(16)),
     ):
         data = chunk(raw_frame(event_type + extra, b"x"))
-        assert [codec.Decoder()._http_chunks(data, *BOTO) for codec in both_codecs] == [([], 0)] * 2
+        assert [take(codec.Decoder(), data, BOTO) for codec in both_codecs] == [([], 0)] * 2
         assert general(data, True) == [{"PayloadPart": {"Bytes": b"x"}}]
     many = b"".join(string_header(f"h{i}", "v") for i in range(15))
     data = chunk(raw_frame(event_type + many, b"x"))
-    assert [codec.Decoder()._http_chunks(data, *BOTO)[1] for codec in both_codecs] == [len(data)] * 2
+    assert [take(codec.Decoder(), data, BOTO)[1] for codec in both_codecs] == [len(data)] * 2
 
 
 def test_every_header_type_beside_the_event_type(both_codecs: tuple[ModuleType, ModuleType]) -> None:
@@ -157,7 +173,7 @@ def test_every_header_type_beside_the_event_type(both_codecs: tuple[ModuleType, 
     block += string_header(":message-type", "event")
     data = chunk(raw_frame(block, b"p"))
     for codec in both_codecs:
-        assert codec.Decoder()._http_chunks(data, *BOTO) == ([{"PayloadPart": {"Bytes": b"p"}}], len(data))
+        assert take(codec.Decoder(), data, BOTO) == ([{"PayloadPart": {"Bytes": b"p"}}], len(data))
     assert general(data, True) == [{"PayloadPart": {"Bytes": b"p"}}]
 
 
@@ -195,7 +211,7 @@ def test_random_header_blocks(
             value = (value + bytes(16))[: WIDTHS[type_byte]]
         block += bytes([len(raw)]) + raw + bytes([type_byte]) + value
     data = chunk(raw_frame(block, b"p"))
-    results = [codec.Decoder()._http_chunks(data, *BOTO) for codec in both_codecs]
+    results = [take(codec.Decoder(), data, BOTO) for codec in both_codecs]
     assert results[0] == results[1]
     if results[0][1]:
         assert results[0][0] == general(data, True) == [{"PayloadPart": {"Bytes": b"p"}}]
@@ -227,7 +243,7 @@ def test_differential_against_the_general_path(
         if data:
             data[at % len(data)] ^= xor
     data = bytes(data[: cut % (len(data) + 1)])
-    results = [codec.Decoder()._http_chunks(data, *BOTO) for codec in both_codecs]
+    results = [take(codec.Decoder(), data, BOTO) for codec in both_codecs]
     assert results[0] == results[1]  # the C and Python codecs agree exactly
     events, used = results[0]
     if used:
@@ -238,7 +254,10 @@ def test_random_streams_read_the_same_with_and_without_it(codec: ModuleType, mon
     monkeypatch.setattr(body_reader, "Decoder", codec.Decoder)
     rng = random.Random(7)
     for _ in range(50):
-        data = b"".join(rng.choice(PIECES[:3]) for _ in range(rng.randrange(1, 40))) + b"0\r\n\r\n"
+        # Data events, an ignored event, a chunk with an extension: piece -> the data events in it.
+        kinds = {0: 1, 1: 2, 2: 1, 3: 0, 5: 1}
+        picks = [rng.choice(list(kinds)) for _ in range(rng.randrange(1, 40))]
+        data = b"".join(PIECES[i] for i in picks) + b"0\r\n\r\n"
         fast = body_reader.BodyReader(SAGEMAKER, boto_shape=True)
         slow = body_reader.BodyReader(SAGEMAKER, boto_shape=True)
         slow._quick = None
@@ -253,3 +272,4 @@ def test_random_streams_read_the_same_with_and_without_it(codec: ModuleType, mon
         fast.eof()
         slow.eof()
         assert got == expected and fast.done and slow.done
+        assert len(got) == sum(kinds[i] for i in picks)

@@ -78,14 +78,17 @@ class Decoder:
     def _http_chunks(
         self,
         data: Buffer,
+        pos: int,
+        events: list[Any],
         event_type: str,
         outer: Any,
         inner: Any,
         decode: Callable[[bytes], Any] | None,
         max_chunk: int,
         limit: int,
-    ) -> tuple[list[Any], int]:
-        """The data events of the whole HTTP/1.1 chunks that open ``data``, and where they end."""
+    ) -> int:
+        """Append the data events of the whole HTTP/1.1 chunks in ``data`` from ``pos``; return where
+        they end."""
 
     def close(self) -> None:
         """Raise ``TruncatedStream`` if part of a frame is buffered (or the error already raised)."""

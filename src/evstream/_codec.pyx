@@ -599,9 +599,10 @@ cdef class Decoder:
             self._release_frame()
             raise self._error
 
-    def _http_chunks(self, data, str event_type, outer, inner, decode, Py_ssize_t max_chunk,
-                     Py_ssize_t limit):
-        """``(events, used)``: the data events of the whole HTTP/1.1 chunks that open ``data``.
+    def _http_chunks(self, data, Py_ssize_t pos, list events, str event_type, outer, inner, decode,
+                     Py_ssize_t max_chunk, Py_ssize_t limit):
+        """Append to ``events`` the data events of the whole HTTP/1.1 chunks in ``data`` from ``pos``;
+        return where they end.
 
         The fast path of a response-body reader, one call per read where tokens arrive one chunk at a
         time. A chunk is taken when it is ``SIZE CRLF data CRLF`` (1-16 hex digits, no extension,
@@ -609,25 +610,26 @@ cdef class Decoder:
         ``:event-type`` header equals ``event_type``. Each payload is passed through ``decode`` (when
         not None) and wrapped as ``{outer: {inner: payload}}`` (when ``outer`` is not None). It stops
         before the first chunk that is anything else (an error, another message, the last chunk, a
-        frame across chunks), and once ``limit`` events are made; ``used`` is where it stopped, and
-        the caller's general path takes it from there. The decoder's state is never changed, so that
-        path raises each error exactly as it would have.
+        frame across chunks), and once ``events`` holds ``limit``; the caller's general path takes it
+        from there. The decoder's state is never changed, so that path raises each error exactly as it
+        would have.
         """
         cdef Py_buffer view
-        cdef list events = []
-        cdef Py_ssize_t pos = 0, i, start, stop, size
+        cdef Py_ssize_t i, start, stop, size
         cdef uint64_t chunk
         cdef unsigned char c
         cdef const unsigned char *p
         cdef const char *want
         cdef Py_ssize_t want_length
         if self._error is not None or self._have or self._busy:
-            return events, 0
+            return pos
         want = PyUnicode_AsUTF8AndSize(event_type, &want_length)
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             p = <const unsigned char *>view.buf
             size = view.len
+            if pos < 0 or pos > size:
+                raise ValueError(f"pos {pos} is outside the {size} bytes given")
             while pos < size and len(events) < limit:
                 chunk = 0
                 i = pos
@@ -656,7 +658,7 @@ cdef class Decoder:
                 pos = stop + 2
         finally:
             PyBuffer_Release(&view)
-        return events, pos
+        return pos
 
     cdef bint _data_events(self, const unsigned char *p, Py_ssize_t n, const unsigned char *event_type,
                            Py_ssize_t event_type_length, outer, inner, decode, list events):

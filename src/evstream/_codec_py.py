@@ -218,14 +218,17 @@ class Decoder:
     def _http_chunks(
         self,
         data: Any,
+        pos: int,
+        events: list[Any],
         event_type: str,
         outer: Any,
         inner: Any,
         decode: Any,
         max_chunk: int,
         limit: int,
-    ) -> tuple[list[Any], int]:
-        """``(events, used)``: the data events of the whole HTTP/1.1 chunks that open ``data``.
+    ) -> int:
+        """Append to ``events`` the data events of the whole HTTP/1.1 chunks in ``data`` from ``pos``;
+        return where they end.
 
         The fast path of a response-body reader, one call per read where tokens arrive one chunk at a
         time. A chunk is taken when it is ``SIZE CRLF data CRLF`` (1-16 hex digits, no extension,
@@ -233,16 +236,16 @@ class Decoder:
         ``:event-type`` header equals ``event_type``. Each payload is passed through ``decode`` (when
         not None) and wrapped as ``{outer: {inner: payload}}`` (when ``outer`` is not None). It stops
         before the first chunk that is anything else (an error, another message, the last chunk, a
-        frame across chunks), and once ``limit`` events are made; ``used`` is where it stopped, and
-        the caller's general path takes it from there. The decoder's state is never changed, so that
-        path raises each error exactly as it would have.
+        frame across chunks), and once ``events`` holds ``limit``; the caller's general path takes it
+        from there. The decoder's state is never changed, so that path raises each error exactly as it
+        would have.
         """
-        events: list[Any] = []
         if self._error is not None or self._buffer or self._busy.locked():
-            return events, 0
+            return pos
         view = _as_bytes_view(data)
         size = len(view)
-        pos = 0
+        if not 0 <= pos <= size:
+            raise ValueError(f"pos {pos} is outside the {size} bytes given")
         while pos < size and len(events) < limit:
             match = _CHUNK_HEAD.match(view[pos : pos + 18].tobytes())
             if match is None:
@@ -255,7 +258,7 @@ class Decoder:
             if not self._data_events(view, start, stop, event_type, outer, inner, decode, events):
                 break
             pos = stop + 2
-        return events, pos
+        return pos
 
     def _data_events(
         self,

@@ -143,32 +143,33 @@ class BodyReader:
         if self.pending:
             if data:
                 raise RuntimeError("feed(b'') until pending is False before feeding more input")
-            data = self._data[self._pos :]
-        if self._quick is not None and self._state == _SIZE and not self._line:
-            # Whole chunks of data events in one call to the codec: how tokens arrive.
-            events, pos = self._decoder._http_chunks(data, *self._quick)
-            if pos == len(data) or len(events) >= BATCH:
-                self.pending = pending = pos < len(data)
-                self._data, self._pos = (data, pos) if pending else (b"", 0)
-                if events:
-                    self.delivered = True
-                return events
+            data, pos = self._data, self._pos
+        end = len(data)
         try:
-            if self._mode == CHUNKED:
+            if self._quick is not None:
+                # Whole chunks of data events in one call to the codec (how tokens arrive); the
+                # general path takes what it cannot, one chunk at a time.
+                fast, quick = self._decoder._http_chunks, self._quick
+                while True:
+                    if self._state == _SIZE and not self._line:
+                        pos = fast(data, pos, events, *quick)
+                        if pos == end or len(events) >= BATCH:
+                            break
+                    pos = self._chunked(data, pos, events, one_chunk=True)
+                    if pos == end or len(events) >= BATCH:
+                        break
+            elif self._mode == CHUNKED:
                 pos = self._chunked(data, pos, events)
             elif self.done:
                 self.reusable = self.reusable and not data
-                pos = len(data)
+                pos = end
             else:
                 pos = self._plain(data, pos, events)
         except Exception as exc:  # typed, or a codec error (checksum, lengths): the codec's own class
             self._fail(exc, events)
         # Input left over, or an error to raise after these events: the caller comes back.
-        self.pending = pos < len(data) or self._error is not None
-        if pos < len(data):
-            self._data, self._pos = data, pos
-        else:
-            self._data = b""
+        self.pending = pos < end or self._error is not None
+        self._data, self._pos = (data, pos) if pos < end else (b"", 0)
         if events:
             self.delivered = True
         return events
@@ -218,7 +219,8 @@ class BodyReader:
             return len(data)
         return pos
 
-    def _chunked(self, data: bytes, pos: int, events: list[Any]) -> int:
+    def _chunked(self, data: bytes, pos: int, events: list[Any], one_chunk: bool = False) -> int:
+        """The general path; ``one_chunk``: return at the next chunk boundary (for the fast path)."""
         end = len(data)
         state = self._state
         while pos < end:
@@ -250,6 +252,8 @@ class BodyReader:
                 if self._crlf == 2:
                     self._crlf = 0
                     state = self._state = _SIZE
+                    if one_chunk:
+                        break
             elif state == _TRAILER:
                 line, pos = self._take_line(data, pos, "trailer")
                 if line is None:
