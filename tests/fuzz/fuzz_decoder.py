@@ -9,7 +9,9 @@ into the lengths and the header parser). The checks:
   payload) or the same error class and the same message;
 * nothing but an ``EventStreamError`` is ever raised (anything else is reported as a crash);
 * a failed decoder stays failed: ``feed()`` and ``close()`` re-raise the same error object;
-* every accepted stream re-encodes, in both implementations, to exactly the bytes that were decoded.
+* every accepted stream re-encodes, in both implementations, to exactly the bytes that were decoded;
+* wrapped in HTTP/1.1 chunks, the response reader's fast path (``Decoder._http_chunks``) takes the same
+  chunks in both implementations, and what it takes is exactly the data events those chunks decode to.
 
 Short run (what ``tests/fuzz/test_fuzz.py`` does, ~60 s)::
 
@@ -182,6 +184,7 @@ def check_stream(data: bytes, rng: random.Random) -> None:
             else:
                 assert reference[1] is None and decoded == reference[0], (codec.__name__, reference)
     messages, _ = reference
+    check_http_chunks(data, rng, messages)
     if messages:
         # Re-encode every accepted message: the bytes must be the ones decoded, in both encoders.
         for codec in CODECS:
@@ -193,6 +196,50 @@ def check_stream(data: bytes, rng: random.Random) -> None:
         # and re-decode it: typed values survive the round trip
         redecoded = [_describe_message(m) for m in CODECS[0].decode(encoded)]
         assert redecoded == messages
+
+
+def frame_groups(data: bytes, rng: random.Random) -> list[bytes]:
+    """``data`` cut at frame boundaries (as the prelude lengths say), a few frames per piece; the rest
+    (past a length that does not fit) is one piece."""
+    pieces, pos = [], 0
+    while pos < len(data):
+        start = pos
+        for _ in range(rng.randint(1, 3)):
+            total = struct.unpack_from(">I", data, pos)[0] if len(data) - pos >= 4 else 0
+            if not 16 <= total <= len(data) - pos:
+                pos = len(data)
+                break
+            pos += total
+        pieces.append(data[start:pos])
+    return pieces
+
+
+def check_http_chunks(data: bytes, rng: random.Random, messages: list[Any]) -> None:
+    event_types = ["PayloadPart"]
+    for headers, _ in messages[:1]:
+        event_types += [value for name, _, value in headers if name == ":event-type" and type(value) is str]
+    for pieces in (frame_groups(data, rng), splits(data, rng)):
+        body = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces if piece)
+        for event_type in event_types:
+            results = []
+            for codec in CODECS:
+                events: list[Any] = []
+                pos = codec.Decoder()._http_chunks(
+                    body, 0, events, event_type, None, "Bytes", None, 16384, 256
+                )
+                results.append((events, pos))
+            assert results[0] == results[-1], f"_http_chunks disagree: {results!r}"
+            events, pos = results[0]
+            taken, at = b"", 0
+            while at < pos:  # the frames of the chunks taken
+                head = body.index(b"\r\n", at)
+                size = int(body[at:head], 16)
+                taken += body[head + 2 : head + 2 + size]
+                at = head + 2 + size + 2
+            assert at == pos, (at, pos)
+            decoded = CODECS[0].decode(taken)
+            assert [m.payload for m in decoded] == events
+            assert all(m.headers[":event-type"] == event_type for m in decoded)
 
 
 def check(data: bytes) -> None:
