@@ -5,14 +5,17 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from http2_support import CREDENTIALS, KEYS, behaving
+from http2_support import CREDENTIALS, KEYS, behaving, local
+from http2_support import ca_file as ca_file  # the fixtures
+from http2_support import endpoint as endpoint
+from http2_support import tls as tls
 
 from evstream import Timestamp, encode
-from evstream.emulator.http2 import Bidi, Http2EndpointThread, tls_context
+from evstream.emulator.http2 import Bidi, Http2EndpointThread
 from evstream.sagemaker import errors
 from evstream.sagemaker._http2_ops import sagemaker_http2_endpoint
 from evstream.sagemaker.http2 import (
@@ -28,24 +31,8 @@ from evstream.sagemaker.http2 import (
 COUNT = 1000
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
-    return tls_context(str(tmp_path_factory.mktemp("http2-tls")))
-
-
-@pytest.fixture(scope="module")
-def endpoint(tls: tuple[ssl.SSLContext, str]) -> Iterator[Http2EndpointThread]:
-    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS, region="us-west-2") as server:
-        yield server
-
-
-@pytest.fixture
-def ca_file(tls: tuple[ssl.SSLContext, str]) -> str:
-    return tls[1]
-
-
 def client(server: Http2EndpointThread, ca: str, **kwargs: object):  # type: ignore[no-untyped-def]
-    return http2_client(endpoint_url=server.url, verify=ca, **{**KEYS, **kwargs})
+    return http2_client(**local(server, ca, **kwargs))
 
 
 def sender(stream, messages: list[bytes], first_echo: threading.Event | None = None, **members: str):  # type: ignore[no-untyped-def]
@@ -352,7 +339,7 @@ def test_client_resolves_the_http2_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def bedrock(server: Http2EndpointThread, ca: str):  # type: ignore[no-untyped-def]
-    return bedrock_http2_client(endpoint_url=server.url, verify=ca, **KEYS)
+    return bedrock_http2_client(**local(server, ca))
 
 
 def test_bedrock_echo(endpoint: Http2EndpointThread, ca_file: str) -> None:

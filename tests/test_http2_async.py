@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterator
 
 import pytest
-from http2_support import CREDENTIALS, KEYS, behaving
+from http2_support import CREDENTIALS, behaving, local
+from http2_support import ca_file as ca_file  # the fixtures
+from http2_support import endpoint as endpoint
+from http2_support import tls as tls
 
-from evstream.emulator.http2 import Bidi, Http2EndpointThread, tls_context
+from evstream.emulator.http2 import Bidi, Http2EndpointThread
 from evstream.sagemaker import errors
 from evstream.sagemaker._http2_async import async_bedrock_http2_client, async_http2_client
 from evstream.sagemaker.http2 import InputValidationError, SendTimeout, StreamReset
@@ -17,24 +19,8 @@ from evstream.sagemaker.http2 import InputValidationError, SendTimeout, StreamRe
 COUNT = 1000
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
-    return tls_context(str(tmp_path_factory.mktemp("http2-tls")))
-
-
-@pytest.fixture(scope="module")
-def endpoint(tls: tuple[ssl.SSLContext, str]) -> Iterator[Http2EndpointThread]:
-    with Http2EndpointThread(ssl=tls[0], credentials=CREDENTIALS, region="us-west-2") as server:
-        yield server
-
-
-@pytest.fixture
-def ca_file(tls: tuple[ssl.SSLContext, str]) -> str:
-    return tls[1]
-
-
 def client(server: Http2EndpointThread, ca: str, **kwargs: object):  # type: ignore[no-untyped-def]
-    return async_http2_client(endpoint_url=server.url, verify=ca, **{**KEYS, **kwargs})
+    return async_http2_client(**local(server, ca, **kwargs))
 
 
 async def send_all(
@@ -214,7 +200,7 @@ def test_many_concurrent_streams_share_a_connection(tls: tuple[ssl.SSLContext, s
 
 def test_bedrock(endpoint: Http2EndpointThread, ca_file: str) -> None:
     async def main() -> list[bytes]:
-        runtime = async_bedrock_http2_client(endpoint_url=endpoint.url, verify=ca_file, **KEYS)
+        runtime = async_bedrock_http2_client(**local(endpoint, ca_file))
         stream = await runtime.invoke_model_with_bidirectional_stream(modelId="amazon.nova-sonic-v1:0")
         async with stream:
             sending = asyncio.ensure_future(send_all(stream, [b"chunk %d" % i for i in range(50)]))
