@@ -314,6 +314,64 @@ def test_a_stream_that_raised_gives_nothing_more() -> None:
     assert list(broken) == []
 
 
+class SourceFailed(Exception):
+    pass
+
+
+def test_a_failing_source_ends_the_stream_sync_and_async() -> None:
+    # The source's own error comes through once, after the text before it; then the stream gives nothing.
+    def source() -> Iterable[bytes]:
+        yield b'{"outputText": "a"}\n'
+        raise SourceFailed
+
+    stream = formats.TokenStream(source())
+    assert next(stream) == "a"
+    with pytest.raises(SourceFailed):
+        next(stream)
+    assert list(stream) == []
+
+    async def asource() -> AsyncIterator[bytes]:
+        yield b'{"outputText": "a"}\n'
+        raise SourceFailed
+
+    async def run() -> tuple[list[str], list[str]]:
+        stream = formats.AsyncTokenStream(asource())
+        pieces = [await stream.__anext__()]
+        with pytest.raises(SourceFailed):
+            await stream.__anext__()
+        return pieces, [piece async for piece in stream]
+
+    assert asyncio.run(run()) == (["a"], [])
+
+
+def test_async_streams_raise_once_and_close_their_source() -> None:
+    closed = []
+
+    async def source(chunks: list[bytes]) -> AsyncIterator[bytes]:
+        try:
+            for chunk in chunks:
+                yield chunk
+            while True:
+                yield b'{"outputText": "x"}\n'
+        finally:
+            closed.append(True)
+
+    async def run() -> tuple[list[Any], Any, list[Any], bool]:
+        error_chunks = [chunk.encode() for chunk in STREAMS["tgi-error"]["chunks"]]
+        stream = formats.AsyncRecordStream(source(error_chunks))
+        with pytest.raises(lines.InBandError):
+            async for _ in stream:
+                pass
+        after_error = [record async for record in stream]
+        endless = formats.AsyncTokenStream(source([]), format="titan")
+        first = await endless.__anext__()
+        await endless.aclose()
+        return after_error, first, [piece async for piece in endless], closed == [True]
+
+    after_error, first, after_close, source_closed = asyncio.run(run())
+    assert (after_error, first, after_close, source_closed) == ([], "x", [], True)
+
+
 @given(
     st.sampled_from([f for f in FORMATS_OF_THE_ENDPOINT if f != "raw"]),
     st.lists(st.text(max_size=6), min_size=1, max_size=12),

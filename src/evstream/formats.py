@@ -5,7 +5,7 @@ the finish reason and usage kept for after the loop. The formats it knows are :m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from .families import (
@@ -144,10 +144,18 @@ class TokenParser(RecordParser):
 # -- iterators ------------------------------------------------------------------------------------------
 
 
-class _Outcome:
-    """``format``, ``finish_reason`` and ``usage`` of the stream being read."""
+class _ModelStream:
+    """What the sync and asyncio streams share: the parser, the records it gave that are not yet
+    delivered, and ``format``, ``finish_reason`` and ``usage`` of the stream being read."""
 
-    _parser: RecordParser
+    _parser_class: type[RecordParser]  # records or text
+    _chunks: Any  # the chunk source (an iterator or an async iterator); None once it has run out
+
+    def __init__(self, format: str | None, max_line_length: int) -> None:
+        self._parser = self._parser_class(format, max_line_length)
+        self._ready: list[Any] = []
+        self._next = 0
+        self._finished = False  # ended or raised: like a generator, it gives nothing more
 
     @property
     def format(self) -> str | None:
@@ -164,91 +172,107 @@ class _Outcome:
         """Token counts, once the records that carry them (usually the last) are read."""
         return self._parser.state.usage
 
+    def _source(self) -> Any:
+        """The chunk source to read next; None once nothing more will come. The in-band error the
+        parser holds is raised instead (once: the stream is finished after it)."""
+        if self._finished:
+            return None
+        if self._parser.error is not None:
+            self._finished = True
+            raise self._parser.error
+        if self._chunks is None:
+            self._finished = True
+        return self._chunks
 
-class _SyncStream(_Outcome, Generic[T]):
-    def __init__(self, parser: RecordParser, chunks: Iterable[Chunk]) -> None:
-        self._parser = parser
+    def _parse(self, parse: Callable[..., list[Any]], *args: Chunk) -> None:
+        """Make ready what ``parse(*args)`` gives (the parser's ``feed`` of a chunk, or its ``close`` at the
+        end of the chunks); a parse that raises finishes the stream."""
+        try:
+            ready = parse(*args)
+        except BaseException:
+            self._finished = True
+            raise
+        self._ready, self._next = ready, 0
+
+    def _stop(self) -> Any:
+        """Stop reading: the chunk source, to be closed by the caller."""
+        chunks, self._chunks = self._chunks, None
+        self._ready, self._finished = [], True
+        return chunks
+
+
+class _SyncStream(_ModelStream, Generic[T]):
+    def __init__(
+        self, chunks: Iterable[Chunk], *, format: str | None = None, max_line_length: int = MAX_LINE_LENGTH
+    ) -> None:
+        super().__init__(format, max_line_length)
         self._chunks: Iterator[Chunk] | None = iter(chunks)
-        self._ready: list[Any] = []
-        self._next = 0
-        self._finished = False  # ended or raised: like a generator, it gives nothing more
 
     def __iter__(self) -> _SyncStream[T]:
         return self
 
     def __next__(self) -> T:
         while self._next >= len(self._ready):
-            if self._finished:
+            chunks = self._source()
+            if chunks is None:
                 raise StopIteration
             try:
-                if self._parser.error is not None:
-                    raise self._parser.error
-                if self._chunks is None:
-                    raise StopIteration
-                try:
-                    chunk = next(self._chunks)
-                except StopIteration:
-                    self._chunks = None
-                    ready = self._parser.close()
-                else:
-                    ready = self._parser.feed(chunk)
+                chunk = next(chunks)
+            except StopIteration:
+                self._chunks = None
+                self._parse(self._parser.close)
             except BaseException:
                 self._finished = True
                 raise
-            self._ready, self._next = ready, 0
+            else:
+                self._parse(self._parser.feed, chunk)
         item: T = self._ready[self._next]
         self._next += 1
         return item
 
     def close(self) -> None:
         """Stop reading: closes the chunk source when it can be closed (a generator, a stream)."""
-        chunks, self._chunks = self._chunks, None
-        self._ready, self._finished = [], True
-        close = getattr(chunks, "close", None)
+        close = getattr(self._stop(), "close", None)
         if close is not None:
             close()
 
 
-class _AsyncStream(_Outcome, Generic[T]):
-    def __init__(self, parser: RecordParser, chunks: AsyncIterable[Chunk]) -> None:
-        self._parser = parser
+class _AsyncStream(_ModelStream, Generic[T]):
+    def __init__(
+        self,
+        chunks: AsyncIterable[Chunk],
+        *,
+        format: str | None = None,
+        max_line_length: int = MAX_LINE_LENGTH,
+    ) -> None:
+        super().__init__(format, max_line_length)
         self._chunks: AsyncIterator[Chunk] | None = chunks.__aiter__()
-        self._ready: list[Any] = []
-        self._next = 0
-        self._finished = False
 
     def __aiter__(self) -> _AsyncStream[T]:
         return self
 
     async def __anext__(self) -> T:
         while self._next >= len(self._ready):
-            if self._finished:
+            chunks = self._source()
+            if chunks is None:
                 raise StopAsyncIteration
             try:
-                if self._parser.error is not None:
-                    raise self._parser.error
-                if self._chunks is None:
-                    raise StopAsyncIteration
-                try:
-                    chunk = await self._chunks.__anext__()
-                except StopAsyncIteration:
-                    self._chunks = None
-                    ready = self._parser.close()
-                else:
-                    ready = self._parser.feed(chunk)
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                self._chunks = None
+                self._parse(self._parser.close)
             except BaseException:
                 self._finished = True
                 raise
-            self._ready, self._next = ready, 0
+            else:
+                self._parse(self._parser.feed, chunk)
         item: T = self._ready[self._next]
         self._next += 1
         return item
 
     async def aclose(self) -> None:
         """Stop reading: closes the chunk source when it can be closed."""
-        chunks, self._chunks = self._chunks, None
-        self._ready, self._finished = [], True
-        aclose = getattr(chunks, "aclose", None)
+        aclose = getattr(self._stop(), "aclose", None)
         if aclose is not None:
             await aclose()
 
@@ -257,43 +281,23 @@ class TokenStream(_SyncStream[str]):
     """The generated text of a model stream, piece by piece; after the loop, ``finish_reason``,
     ``usage`` and ``format`` say how it ended. In-band errors raise :class:`InBandError`."""
 
-    def __init__(
-        self, chunks: Iterable[Chunk], *, format: str | None = None, max_line_length: int = MAX_LINE_LENGTH
-    ) -> None:
-        super().__init__(TokenParser(format, max_line_length), chunks)
+    _parser_class = TokenParser
 
 
 class RecordStream(_SyncStream[Any]):
     """The JSON records of a model stream (``data: [DONE]`` ends them); the same ``finish_reason``,
     ``usage`` and ``format`` as :class:`TokenStream`, and in-band errors raise."""
 
-    def __init__(
-        self, chunks: Iterable[Chunk], *, format: str | None = None, max_line_length: int = MAX_LINE_LENGTH
-    ) -> None:
-        super().__init__(RecordParser(format, max_line_length), chunks)
+    _parser_class = RecordParser
 
 
 class AsyncTokenStream(_AsyncStream[str]):
     """:class:`TokenStream` over an async iterable of chunks (``async for``)."""
 
-    def __init__(
-        self,
-        chunks: AsyncIterable[Chunk],
-        *,
-        format: str | None = None,
-        max_line_length: int = MAX_LINE_LENGTH,
-    ) -> None:
-        super().__init__(TokenParser(format, max_line_length), chunks)
+    _parser_class = TokenParser
 
 
 class AsyncRecordStream(_AsyncStream[Any]):
     """:class:`RecordStream` over an async iterable of chunks (``async for``)."""
 
-    def __init__(
-        self,
-        chunks: AsyncIterable[Chunk],
-        *,
-        format: str | None = None,
-        max_line_length: int = MAX_LINE_LENGTH,
-    ) -> None:
-        super().__init__(RecordParser(format, max_line_length), chunks)
+    _parser_class = RecordParser
