@@ -47,6 +47,13 @@ def local(server: Http2EndpointThread, ca: str, **kwargs: Any) -> dict[str, Any]
     return {"endpoint_url": server.url, "verify": ca, **KEYS, **kwargs}
 
 
+def last_exchange(server: Http2EndpointThread) -> tuple[int, int, bool, str]:
+    """What the endpoint recorded of its latest stream: events in, events out, whether the input ended
+    with its signed end, and the error it found (empty when none)."""
+    exchange = server.endpoint.exchanges[-1]
+    return exchange.events_in, exchange.events_out, exchange.signed_end, exchange.error
+
+
 @contextlib.contextmanager
 def behaving(server: Http2EndpointThread, bidi: Bidi) -> Iterator[None]:
     """The endpoint's default behaviour for the duration (Bedrock requests carry no query string)."""

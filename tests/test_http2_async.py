@@ -6,7 +6,7 @@ import asyncio
 import ssl
 
 import pytest
-from http2_support import CREDENTIALS, behaving, local
+from http2_support import CREDENTIALS, behaving, last_exchange, local
 from http2_support import ca_file as ca_file  # the fixtures
 from http2_support import endpoint as endpoint
 from http2_support import tls as tls
@@ -55,13 +55,7 @@ def test_echo_thousand_each_way_interleaved(endpoint: Http2EndpointThread, ca_fi
     assert [part["Bytes"] for part in received] == messages
     assert all(part["DataType"] == "BINARY" for part in received)
     assert response["InvokedProductionVariant"] == "AllTraffic"
-    exchange = endpoint.endpoint.exchanges[-1]
-    assert (exchange.events_in, exchange.events_out, exchange.signed_end, exchange.error) == (
-        COUNT,
-        COUNT,
-        True,
-        "",
-    )
+    assert last_exchange(endpoint) == (COUNT, COUNT, True, "")
 
 
 def test_conversation_thousand_turns(endpoint: Http2EndpointThread, ca_file: str) -> None:
@@ -85,8 +79,7 @@ def test_conversation_thousand_turns(endpoint: Http2EndpointThread, ca_file: str
                 return replies
 
     assert asyncio.run(main()) == [b"turn %d: hello %d" % (i + 1, i) for i in range(COUNT)]
-    exchange = endpoint.endpoint.exchanges[-1]
-    assert (exchange.events_in, exchange.events_out, exchange.signed_end) == (COUNT, COUNT, True)
+    assert last_exchange(endpoint) == (COUNT, COUNT, True, "")
 
 
 @pytest.mark.parametrize(
