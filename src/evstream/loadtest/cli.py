@@ -99,6 +99,14 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the workers as Ray actors")
     scale.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     scale.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--local on Linux: run the local endpoint on one CPU and the client on the others, so that "
+        "the endpoint's sends do not queue the client behind them on one CPU (default: on when the "
+        "client processes fit on the other CPUs)",
+    )
+    scale.add_argument(
         "--compare-boto3", action="store_true", help="also run each step with boto3, one thread per stream"
     )
     out = parser.add_argument_group("output")
@@ -126,8 +134,9 @@ def raise_open_file_limit(needed: int, strict: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """boto3.client keyword arguments for the endpoint (and the local endpoint running, with --local)."""
+def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str]]:
+    """boto3.client keyword arguments for the endpoint (and the local endpoint running, with --local),
+    and where the local endpoint and the client run (see :func:`cpus_apart`)."""
     if not args.local:
         kwargs = {"region_name": args.region, "endpoint_url": args.endpoint_url}
         if args.profile:
@@ -146,15 +155,49 @@ def _endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                     aws_secret_access_key=frozen.secret_key,
                     aws_session_token=frozen.token,
                 )
-        yield {k: v for k, v in kwargs.items() if v is not None}
+        yield {k: v for k, v in kwargs.items() if v is not None}, ""
         return
     from ..emulator import EmulatorProcess
 
     stream_format = local_stream_format(args.template)
-    with EmulatorProcess(
-        "--format", stream_format, "--ttft", args.ttft, "--itl", args.itl, "--stamp"
-    ) as endpoint:
-        yield {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
+    with (
+        EmulatorProcess(
+            "--format", stream_format, "--ttft", args.ttft, "--itl", args.itl, "--stamp"
+        ) as endpoint,
+        cpus_apart(endpoint.process.pid, args.workers if args.pin else 0) as placement,
+    ):
+        yield {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}, placement
+
+
+@contextlib.contextmanager
+def cpus_apart(pid: int, client_processes: int) -> Iterator[str]:
+    """Run process ``pid`` (the local endpoint) on one CPU and this process, and the processes it
+    starts, on the others, while the context lasts; yields a description ("" when left alone).
+
+    On one machine the kernel wakes a reader on the CPU of the writer that woke it, expecting the
+    writer to sleep next: a paced endpoint sending a tick's records to many streams does not, and the
+    client would wait behind it. Done only on Linux, with room for ``client_processes`` (0: not at
+    all) besides the endpoint's CPU."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if not client_processes or getaffinity is None or setaffinity is None:
+        yield ""
+        return
+    mine = sorted(getaffinity(0))
+    if len(mine) < client_processes + 1:
+        yield ""
+        return
+    endpoint, client = {mine[-1]}, set(mine[:-1])
+    try:
+        setaffinity(pid, endpoint)
+        setaffinity(0, client)
+    except OSError:  # not permitted here (a container's policy): leave the scheduler to it
+        yield ""
+        return
+    try:
+        yield f"endpoint on CPU {mine[-1]}, client on CPU {','.join(map(str, sorted(client)))}"
+    finally:
+        setaffinity(0, set(mine))
 
 
 def _workload(args: argparse.Namespace, local: bool) -> Workload:
@@ -259,7 +302,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
     raise_open_file_limit(2 * peak + 512, strict=not args.rate)
     progress = StepProgress(len(steps) * (2 if args.compare_boto3 else 1), not args.quiet)
     results: list[StepResult] = []
-    with _endpoint(args) as endpoint:
+    with _endpoint(args) as (endpoint, placement):
         name = args.endpoint or ("local-model" if args.template not in BEDROCK_FAMILIES else "local.model-v1")
         workload = _workload(args, args.local)
         pool_size = max(64, peak // max(1, args.workers) + 8)
@@ -269,7 +312,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
             client, name, workload, {} if workload.bedrock else {"ContentType": args.content_type}
         )
         boto3_target = Boto3Target(name, workload, target.params, **endpoint) if args.compare_boto3 else None
-        out.write(_banner(args, workload, loads, duration, warmup))
+        out.write(_banner(args, workload, loads, duration, warmup, placement))
         out.flush()
         with _pool(args, target, progress) as pool, contextlib.closing(progress):
             for step in steps:
@@ -285,7 +328,12 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
 
 
 def _banner(
-    args: argparse.Namespace, workload: Workload, loads: list[Any], duration: float, warmup: float
+    args: argparse.Namespace,
+    workload: Workload,
+    loads: list[Any],
+    duration: float,
+    warmup: float,
+    placement: str,
 ) -> str:
     what = "local endpoint" if args.local else (args.endpoint or "")
     profile = f" (emulated model: TTFT {args.ttft}, ITL {args.itl}, send-time stamps)" if args.local else ""
@@ -298,7 +346,8 @@ def _banner(
         f"template {args.template}, output tokens {workload.output_tokens}, tokens counted by "
         f"{'event' if workload.count == 'events' else 'parsing each record'}; "
         f"{workers} on {_loop_name(args.loop)}; "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n\n"
+        f"{os.cpu_count()} CPUs{f' ({placement})' if placement else ''}, "
+        f"Python {platform.python_version()}\n\n"
     )
 
 

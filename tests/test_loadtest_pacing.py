@@ -1,0 +1,130 @@
+"""How the local endpoint paces its records for a load test, and where the endpoint and the client run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from evstream import Decoder
+from evstream.emulator import latency
+from evstream.emulator.events import payload_part
+from evstream.emulator.latency import DUE_FIELD, STAMP_FIELD, Distribution, Pacing, pace
+from evstream.loadtest.cli import cpus_apart
+
+TICK_NS = round(latency._Ticker._TICK * 1e9)
+
+
+class FakeTransport:
+    """What the paced sender writes, and when (the loop's clock)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class FakeWriter:
+    def __init__(self, transport: FakeTransport) -> None:
+        self.transport = transport
+
+    async def drain(self) -> None:
+        pass
+
+
+def records_of(body: bytes) -> list[dict[str, Any]]:
+    """The JSON records of a chunked body of PayloadPart events, checking the framing on the way."""
+    assert body.endswith(b"0\r\n\r\n")
+    pos, frames = 0, bytearray()
+    while True:
+        end = body.index(b"\r\n", pos)
+        size = int(body[pos:end], 16)
+        if not size:
+            break
+        frames += body[end + 2 : end + 2 + size]
+        assert body[end + 2 + size : end + 4 + size] == b"\r\n"
+        pos = end + 4 + size
+    messages = Decoder().feed(bytes(frames))
+    return [json.loads(m.payload.decode().removeprefix("data:")) for m in messages]
+
+
+def test_paced_records_go_out_together_once_a_tick_within_half_a_tick_of_due() -> None:
+    streams, parts_each = 24, 12
+    parts = [b'data:{"token": {"text": "t%d"}}\n\n' % n for n in range(parts_each)]
+    fires: list[float] = []
+
+    async def main() -> list[FakeTransport]:
+        loop = asyncio.get_running_loop()
+        ticker = latency._tickers[loop] = latency._Ticker(loop)
+        fire = ticker._fire
+
+        def timed_fire() -> None:
+            fires.append(loop.time())
+            fire()
+
+        ticker._fire = timed_fire  # type: ignore[method-assign]
+        transports = [FakeTransport(loop) for _ in range(streams)]
+        itl = Distribution("uniform", 0.0002, 0.003)  # due times far closer together than a tick
+        results = await asyncio.gather(
+            *(
+                pace(FakeWriter(t), parts, Pacing(None, itl, 0, n), payload_part, True)
+                for n, t in enumerate(transports)
+            )
+        )
+        assert results == [(True, parts_each)] * streams
+        return transports
+
+    transports = asyncio.run(main())
+    records = [record for t in transports for record in records_of(bytes(t.data))]
+    assert len(records) == streams * parts_each
+    # Never before half a tick ahead of its due time (the stamps are read as each record is written).
+    assert all(r[STAMP_FIELD] >= r[DUE_FIELD] - TICK_NS // 2 - 50_000 for r in records)
+    assert [r["token"]["text"] for r in records] == [f"t{n}" for n in range(parts_each)] * streams
+    gaps = [b - a for a, b in zip(fires, fires[1:])]
+    assert min(gaps) >= latency._Ticker._TICK - 1e-6  # at most one wake-up a tick
+    assert len(fires) < len(records) / 4  # so the sends of a tick went out together
+
+
+def test_a_stamped_paced_record_is_the_record_with_two_members_more() -> None:
+    record = b'data:{"token": {"text": "x"}, "generated_text": null}\n\n'
+    stamped = latency._stamped(record, 1234)
+    value = json.loads(stamped[5:])
+    assert value[DUE_FIELD] == 1234 and value[STAMP_FIELD] > 0
+    assert {k: v for k, v in value.items() if k not in (DUE_FIELD, STAMP_FIELD)} == json.loads(record[5:])
+    assert stamped.endswith(b"}\n\n")
+    assert latency._stamped(b"data: [DONE]\n\n", 1) == b"data: [DONE]\n\n"
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="CPU affinity on Linux with two CPUs or more",
+)
+def test_the_endpoint_and_the_client_get_cpus_of_their_own() -> None:
+    mine = os.sched_getaffinity(0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with cpus_apart(child.pid, 1) as placement:
+            endpoint_cpus = os.sched_getaffinity(child.pid)
+            assert len(endpoint_cpus) == 1 and f"endpoint on CPU {min(endpoint_cpus)}" in placement
+            assert os.sched_getaffinity(0) == mine - endpoint_cpus
+        assert os.sched_getaffinity(0) == mine  # given back
+        with cpus_apart(child.pid, len(mine)) as placement:  # no room for that many clients
+            assert placement == "" and os.sched_getaffinity(0) == mine
+        with cpus_apart(child.pid, 0) as placement:  # --no-pin
+            assert placement == ""
+    finally:
+        child.kill()
+        child.wait()
