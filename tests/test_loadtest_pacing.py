@@ -80,7 +80,7 @@ def test_paced_records_go_out_together_once_a_tick_within_half_a_tick_of_due() -
         itl = Distribution("uniform", 0.0002, 0.003)  # due times far closer together than a tick
         results = await asyncio.gather(
             *(
-                pace(FakeWriter(t), parts, Pacing(None, itl, 0, n), payload_part, True)
+                pace(FakeWriter(t), parts, Pacing(None, itl, 0, n), payload_part, True)  # type: ignore[arg-type]
                 for n, t in enumerate(transports)
             )
         )
