@@ -253,7 +253,7 @@ class Decoder:
             chunk = int(match[1], 16)
             start = pos + match.end()
             stop = start + chunk
-            if not 0 < chunk <= max_chunk or stop + 2 > size or view[stop : stop + 2] != b"\r\n":
+            if not 0 < chunk <= max_chunk or stop + 2 > size or view[stop : stop + 2].tobytes() != b"\r\n":
                 break
             if not self._data_events(view, start, stop, event_type, outer, inner, decode, events):
                 break

@@ -316,7 +316,10 @@ class EventStream(StreamState):
                         if events:
                             self._delivered = True
                             self._batch = events
-                            yield from events
+                            if len(events) == 1:  # a token per read: no iterator to make
+                                yield events[0]
+                            else:
+                                yield from events
                             while reader.pending:  # more of this read, a batch at a time
                                 self._batch = events = feed(b"")
                                 yield from events
