@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def test_local_run_writes_table_json_csv_and_chart(
         assert row["output_tokens"] == 6 * row["requests"]
         assert row["ttft_p50_ms"] >= 30 and row["delay_count"] == row["output_tokens"]
         assert 0 < row["delay_p50_ms"] < 30
+        if sys.platform == "linux":  # the local endpoint's CPU is measured beside the client's
+            assert row["endpoint_cpu_us_per_event"] > 0 and 0 < row["endpoint_cpu_share"] < 1
     histogram = document["steps"][0]["histograms"]["ttft"]
     assert histogram["count"] == rows[0]["requests"]
     with paths["csv"].open() as handle:

@@ -134,9 +134,9 @@ def raise_open_file_limit(needed: int, strict: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str]]:
+def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], int, str]]:
     """boto3.client keyword arguments for the endpoint (and the local endpoint running, with --local),
-    and where the local endpoint and the client run (see :func:`cpus_apart`)."""
+    the local endpoint's process id (0: none) and where it and the client run (see :func:`cpus_apart`)."""
     if not args.local:
         kwargs = {"region_name": args.region, "endpoint_url": args.endpoint_url}
         if args.profile:
@@ -155,7 +155,7 @@ def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str]]:
                     aws_secret_access_key=frozen.secret_key,
                     aws_session_token=frozen.token,
                 )
-        yield {k: v for k, v in kwargs.items() if v is not None}, ""
+        yield {k: v for k, v in kwargs.items() if v is not None}, 0, ""
         return
     from ..emulator import EmulatorProcess
 
@@ -166,7 +166,8 @@ def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str]]:
         ) as endpoint,
         cpus_apart(endpoint.process.pid, args.workers if args.pin else 0) as placement,
     ):
-        yield {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}, placement
+        local = {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
+        yield local, endpoint.process.pid, placement
 
 
 @contextlib.contextmanager
@@ -302,16 +303,17 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
     raise_open_file_limit(2 * peak + 512, strict=not args.rate)
     progress = StepProgress(len(steps) * (2 if args.compare_boto3 else 1), not args.quiet)
     results: list[StepResult] = []
-    with _endpoint(args) as (endpoint, placement):
+    with _endpoint(args) as (endpoint, endpoint_pid, placement):
         name = args.endpoint or ("local-model" if args.template not in BEDROCK_FAMILIES else "local.model-v1")
         workload = _workload(args, args.local)
         pool_size = max(64, peak // max(1, args.workers) + 8)
         make = sagemaker.bedrock_async_client if workload.bedrock else sagemaker.async_client
         client = make(max_pool_connections=pool_size, max_attempts=1, **endpoint)
-        target = Target(
-            client, name, workload, {} if workload.bedrock else {"ContentType": args.content_type}
+        params = {} if workload.bedrock else {"ContentType": args.content_type}
+        target = Target(client, name, workload, params, endpoint_pid)
+        boto3_target = (
+            Boto3Target(name, workload, params, endpoint_pid, **endpoint) if args.compare_boto3 else None
         )
-        boto3_target = Boto3Target(name, workload, target.params, **endpoint) if args.compare_boto3 else None
         out.write(_banner(args, workload, loads, duration, warmup, placement))
         out.flush()
         with _pool(args, target, progress) as pool, contextlib.closing(progress):

@@ -37,6 +37,7 @@ __all__ = [
     "WorkerLoad",
     "clock_ns",
     "cpu_wait_s",
+    "process_times",
 ]
 
 # A client above these is flagged as possibly distorting what it measures: a core nearly used up, or
@@ -64,6 +65,9 @@ class WorkerLoad:
     gc_pause_max_ns: int = 0  # the longest garbage-collection pass in the window
     gc_pause_s: float = 0.0
     span_s: float = 0.0  # wall time between begin() and end(): what cpu_s, wait_s and events cover
+    endpoint_pid: int = 0  # the local endpoint's process, when it runs on this machine
+    endpoint_cpu_s: float = 0.0  # its CPU time over the same span (it shares the machine's CPUs)
+    endpoint_wait_s: float = 0.0  # and its time ready to run while the OS ran something else
 
     @staticmethod
     def prepare() -> None:
@@ -81,11 +85,17 @@ class WorkerLoad:
         self.span_s = -clock_ns() / 1e9
         self.cpu_s = -time.process_time()
         self.wait_s = -cpu_wait_s()
+        if self.endpoint_pid:
+            self.endpoint_cpu_s, self.endpoint_wait_s = (-t for t in process_times(self.endpoint_pid))
 
     def end(self) -> None:
         self.span_s += clock_ns() / 1e9
         self.cpu_s += time.process_time()
         self.wait_s = max(0.0, self.wait_s + cpu_wait_s())
+        if self.endpoint_pid:
+            cpu, wait = process_times(self.endpoint_pid)
+            self.endpoint_cpu_s = max(0.0, self.endpoint_cpu_s + cpu)
+            self.endpoint_wait_s = max(0.0, self.endpoint_wait_s + wait)
         _GC_WATCH.stop()
         gc.unfreeze()
 
@@ -434,6 +444,17 @@ def cpu_wait_s() -> float:
             return int(handle.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def process_times(pid: int) -> tuple[float, float]:
+    """(CPU seconds, seconds ready to run but not running) of another process's main thread so far
+    (Linux schedstat, nanoseconds; 0s elsewhere or when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as handle:
+            running, waiting = handle.read().split()[:2]
+        return int(running) / 1e9, int(waiting) / 1e9
+    except (OSError, ValueError):
+        return 0.0, 0.0
 
 
 def worker_name() -> str:

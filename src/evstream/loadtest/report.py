@@ -51,6 +51,15 @@ def summary(result: StepResult) -> dict[str, Any]:
     row["loop_lag_p99_ms"] = result.lag.percentile(99) / 1e6 if result.lag.count else math.nan
     row["loop_lag_max_ms"] = result.lag.maximum / 1e6 if result.lag.count else math.nan
     row["gc_pause_max_ms"] = max((w.gc_pause_max_ns for w in result.workers), default=0) / 1e6
+    # The local endpoint, measured by each worker over its window (the windows coincide): its CPU per
+    # event the clients received, its share of a core, its time waiting for a CPU.
+    row["endpoint_cpu_us_per_event"] = row["endpoint_cpu_share"] = row["endpoint_cpu_wait_share"] = math.nan
+    endpoint = max(result.workers, key=lambda w: w.endpoint_cpu_s, default=None)
+    if endpoint is not None and endpoint.endpoint_cpu_s > 0 and endpoint.span_s > 0:
+        if events:
+            row["endpoint_cpu_us_per_event"] = endpoint.endpoint_cpu_s * 1e6 / events
+        row["endpoint_cpu_share"] = endpoint.endpoint_cpu_s / endpoint.span_s
+        row["endpoint_cpu_wait_share"] = endpoint.endpoint_wait_s / endpoint.span_s
     row["in_flight_mean"] = result.in_flight
     row["workers"] = len(result.workers)
     row["client_bound"] = bool(result.busy_workers)
@@ -63,6 +72,10 @@ def _ms(value: float) -> str:
     if math.isnan(value):
         return "-"
     return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _number(value: float, spec: str) -> str:
+    return "-" if math.isnan(value) else format(value, spec)
 
 
 def table(results: Sequence[StepResult], out: TextIO) -> None:
@@ -88,7 +101,7 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
         f"\n{'client':<9}{'load':>7} {'in flight':>9} {'req/s':>8} {'tok/s':>9} {'tok/s/stream':>13}"
         f" {'done':>6}"
         f" {'errors':>7} {'CPU us/ev':>10} {'CPU':>5} {'wait':>5} {'lag p99':>8} {'GC max':>7}"
-        f" {'workers':>8} {'endpoint late p99':>18}\n"
+        f" {'workers':>8} {'endpoint: us/ev':>16} {'CPU':>5} {'wait':>5} {'late p99':>9}\n"
     )
     for result in results:
         row = summary(result)
@@ -100,7 +113,10 @@ def table(results: Sequence[StepResult], out: TextIO) -> None:
             f" {row['client_cpu_us_per_event']:>10.1f} {row['client_cpu_share_max']:>5.0%}"
             f" {row['client_cpu_wait_share_max']:>5.0%}"
             f" {_ms(row['loop_lag_p99_ms']):>8} {_ms(row['gc_pause_max_ms']):>7} {row['workers']:>8}"
-            f" {_ms(row['late_p99_ms']):>18}{flag}\n"
+            f" {_number(row['endpoint_cpu_us_per_event'], '.1f'):>16}"
+            f" {_number(row['endpoint_cpu_share'], '.0%'):>5}"
+            f" {_number(row['endpoint_cpu_wait_share'], '.0%'):>5}"
+            f" {_ms(row['late_p99_ms']):>9}{flag}\n"
         )
     if any(len(r.workers) > 1 for r in results):
         out.write(f"\n{'client':<9}{'load':>7} {'worker':<28} {'streams':>8} {'events':>8}")

@@ -82,6 +82,7 @@ class Target:
     name: str  # EndpointName or modelId
     workload: Workload
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # ContentType, Accept, ...
+    endpoint_pid: int = 0  # the local endpoint's process: its CPU is measured beside the client's
 
     async def stream(self, body: bytes) -> Any:
         """The response's event stream."""
@@ -125,7 +126,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
     open_requests = OpenRequests(window)
     done = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
-    load = WorkerLoad(worker_name())
+    load = WorkerLoad(worker_name(), endpoint_pid=target.endpoint_pid)
 
     async def request() -> None:
         nonlocal measured_open

@@ -33,11 +33,17 @@ class Boto3Target:
     """A boto3 ``sagemaker-runtime`` or ``bedrock-runtime`` client made from boto3.client's arguments."""
 
     def __init__(
-        self, name: str, workload: Workload, params: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        name: str,
+        workload: Workload,
+        params: dict[str, Any] | None = None,
+        endpoint_pid: int = 0,
+        **kwargs: Any,
     ) -> None:
         self.name = name
         self.workload = workload
         self.params = params or {}
+        self.endpoint_pid = endpoint_pid  # the local endpoint's process (see runner.Target)
         self.kwargs = kwargs
 
     def client(self, pool: int) -> Any:
@@ -74,7 +80,7 @@ def run_step_threads(target: Boto3Target, step: Step) -> StepResult:
     stop = threading.Event()
     state = {"open": 0}  # measured requests open
     open_requests = OpenRequests(window)
-    load = WorkerLoad(worker_name())
+    load = WorkerLoad(worker_name(), endpoint_pid=target.endpoint_pid)
 
     def request() -> None:
         with lock:
