@@ -78,6 +78,13 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
         help="count tokens by parsing each record, or one per event (no parsing on the client's hot "
         "path); auto: events with --local and tgi or lmi (one token per event, each stamped), else parse",
     )
+    load.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="bidirectional streams over HTTP/2 (SageMaker InvokeEndpointWithBidirectionalStream, Bedrock "
+        "InvokeModelWithBidirectionalStream): each stream sends its body as one input event, ends its "
+        "input and times the output events; --local: one event per output token, --itl's mean apart",
+    )
     steps = parser.add_mutually_exclusive_group()
     steps.add_argument("--concurrency", type=_numbers(int), help="streams at once per step, e.g. 1,8,64,512")
     steps.add_argument("--rate", type=_numbers(float), help="open loop: Poisson arrivals per second per step")
@@ -160,14 +167,28 @@ def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], int, s
     from ..emulator import EmulatorProcess
 
     stream_format = local_stream_format(args.template)
-    with (
-        EmulatorProcess(
-            "--format", stream_format, "--ttft", args.ttft, "--itl", args.itl, "--stamp"
-        ) as endpoint,
-        cpus_apart(endpoint.process.pid, args.workers if args.pin else 0) as placement,
-    ):
-        local = {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
-        yield local, endpoint.process.pid, placement
+    http2 = ("--http2-port", "0", "--http2-mode", "conversation") if args.bidirectional else ()
+    profile = ("--ttft", args.ttft, "--itl", args.itl, "--stamp")
+    with EmulatorProcess("--format", stream_format, *profile, *http2) as endpoint:
+        local: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
+        if args.bidirectional:
+            local.update(_http2_endpoint(endpoint.process.stdout))
+        with cpus_apart(endpoint.process.pid, args.workers if args.pin else 0) as placement:
+            yield local, endpoint.process.pid, placement
+
+
+def _http2_endpoint(lines: Any) -> dict[str, str]:
+    """The local endpoint's HTTP/2 URL and the CA file to trust, from the lines `serve` prints."""
+    found = {}
+    for _ in range(2):
+        line = lines.readline()
+        if "HTTP/2 endpoint listening on " in line:
+            found["endpoint_url"] = line.rsplit(" ", 1)[-1].strip()
+        elif "HTTP/2 CA certificate: " in line:
+            found["verify"] = line.split("HTTP/2 CA certificate: ", 1)[1].strip()
+    if len(found) != 2:
+        raise RuntimeError("the local endpoint did not start its HTTP/2 listener")
+    return found
 
 
 @contextlib.contextmanager
@@ -213,7 +234,7 @@ def _workload(args: argparse.Namespace, local: bool) -> Workload:
         emulator={} if local else None,
         count=args.count
         if args.count != "auto"
-        else ("events" if local and args.template in ONE_PER_EVENT else "parse"),
+        else ("events" if local and (args.template in ONE_PER_EVENT or args.bidirectional) else "parse"),
     )
     if local:
         workload.stream_format = local_stream_format(args.template)
@@ -273,12 +294,15 @@ def _pool(args: argparse.Namespace, target: Target, progress: StepProgress) -> P
 def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
     """Every step with evstream (and boto3 beside it with --compare-boto3); returns the results."""
     from .. import sagemaker
+    from .bidi import BidiClient
     from .distributed import run_split
     from .runner import Step, Target
     from .threads import Boto3Target, run_step_threads
 
     if not args.local and not args.endpoint:
         raise ValueError("name an endpoint (or model id), or use --local")
+    if args.bidirectional and args.compare_boto3:
+        raise ValueError("boto3 has no bidirectional streams (botocore cannot send input events)")
     loads: list[int | float] = args.rate or args.concurrency or ([1, 16, 64] if args.local else [1, 8, 64])
     duration = args.duration if args.duration is not None else (4.0 if args.local else 10.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.local else 2.0)
@@ -307,9 +331,15 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
         name = args.endpoint or ("local-model" if args.template not in BEDROCK_FAMILIES else "local.model-v1")
         workload = _workload(args, args.local)
         pool_size = max(64, peak // max(1, args.workers) + 8)
-        make = sagemaker.bedrock_async_client if workload.bedrock else sagemaker.async_client
-        client = make(max_pool_connections=pool_size, max_attempts=1, **endpoint)
-        params = {} if workload.bedrock else {"ContentType": args.content_type}
+        client: Any
+        if args.bidirectional:
+            pace = Distribution.parse(args.itl).mean if args.local and args.itl else 0.0
+            client = BidiClient(workload.bedrock, local_pace=pace, **endpoint)
+            params: dict[str, Any] = {}
+        else:
+            make = sagemaker.bedrock_async_client if workload.bedrock else sagemaker.async_client
+            client = make(max_pool_connections=pool_size, max_attempts=1, **endpoint)
+            params = {} if workload.bedrock else {"ContentType": args.content_type}
         target = Target(client, name, workload, params, endpoint_pid)
         boto3_target = (
             Boto3Target(name, workload, params, endpoint_pid, **endpoint) if args.compare_boto3 else None
@@ -339,6 +369,10 @@ def _banner(
 ) -> str:
     what = "local endpoint" if args.local else (args.endpoint or "")
     profile = f" (emulated model: TTFT {args.ttft}, ITL {args.itl}, send-time stamps)" if args.local else ""
+    if args.bidirectional:
+        what = f"bidirectional streams (HTTP/2) of {what}"
+        if args.local:  # the HTTP/2 listener's conversation mode: a constant pace, no stamps
+            profile = f" (conversation mode: one event per token every {args.itl}'s mean, no stamps)"
     kind = "requests/s" if args.rate else "concurrency"
     span = f"{args.requests} requests" if args.requests else f"{duration:g} s"
     workers = f"Ray {args.ray}, {args.workers} worker(s)" if args.ray else f"{args.workers} process(es)"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .bidi import BidiClient
 from .measure import (
     LagProbe,
     OpenRequests,
@@ -76,7 +77,8 @@ class Step:
 
 @dataclasses.dataclass
 class Target:
-    """Where the requests go: an evstream asyncio client (SageMaker or Bedrock), pickled to workers."""
+    """Where the requests go: an evstream asyncio client (SageMaker or Bedrock), pickled to workers, or a
+    :class:`.bidi.BidiClient` for bidirectional streams."""
 
     client: Any
     name: str  # EndpointName or modelId
@@ -84,8 +86,10 @@ class Target:
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # ContentType, Accept, ...
     endpoint_pid: int = 0  # the local endpoint's process: its CPU is measured beside the client's
 
-    async def stream(self, body: bytes) -> Any:
-        """The response's event stream."""
+    async def stream(self, body: bytes, max_tokens: int) -> Any:
+        """The response's event stream (anything with ``payloads()``)."""
+        if isinstance(self.client, BidiClient):
+            return await self.client.stream(self.name, body, max_tokens, self.params)
         if self.workload.bedrock:
             response = await self.client.invoke_model_with_response_stream(
                 modelId=self.name, body=body, **self.params
@@ -97,9 +101,9 @@ class Target:
         return response["Body"]
 
 
-async def _one(target: Target, body: bytes, timer: StreamTimer) -> None:
+async def _one(target: Target, body: bytes, max_tokens: int, timer: StreamTimer) -> None:
     try:
-        stream = await target.stream(body)
+        stream = await target.stream(body, max_tokens)
         payload_at = timer.payload
         async for payload in stream.payloads():
             payload_at(clock_ns(), payload)
@@ -131,7 +135,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
     async def request() -> None:
         nonlocal measured_open
         open_requests.change(1)
-        body = workload.body(rng)
+        body, max_tokens = workload.request(rng)
         measured = window.admits(clock_ns())
         timer = StreamTimer(result, window, workload.counter(), measured)
         if measured:
@@ -141,7 +145,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 probe.recording = True
                 load.begin()
         try:
-            await _one(target, body, timer)
+            await _one(target, body, max_tokens, timer)
         finally:
             open_requests.change(-1)
             if measured:

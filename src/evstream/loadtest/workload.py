@@ -173,6 +173,10 @@ class Workload:
 
     def body(self, rng: random.Random) -> bytes:
         """The next request body."""
+        return self.request(rng)[0]
+
+    def request(self, rng: random.Random) -> tuple[bytes, int]:
+        """The next request body, and the output length it asks for."""
         if self.prompts:
             prompt = self.prompts[rng.randrange(len(self.prompts))]
             text, max_tokens = prompt.text, prompt.max_tokens
@@ -182,7 +186,7 @@ class Workload:
         body = TEMPLATES[self.template](text, max_tokens)
         if self.emulator is not None:
             body["emulator"] = {**self.emulator, "tokens": max_tokens}
-        return json.dumps(body).encode()
+        return json.dumps(body).encode(), max_tokens
 
     def counter(self) -> TokenCounter:
         return TokenCounter(self.stream_format or STREAM_FORMATS[self.template], self.count)
