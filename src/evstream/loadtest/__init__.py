@@ -11,11 +11,15 @@ pieces make a Python API::
     result = run_step_sync(Target(client, "my-llm", Workload("tgi")), Step(concurrency=64, duration=30))
     print(result.ttft.percentile(99) / 1e6, "ms")
 
+Bidirectional streams (HTTP/2): ``Target(BidiClient(bedrock=False, region_name="us-west-2"), "my-llm",
+Workload("tgi"))`` sends each body as one input event and times the output events.
+
 The modules, by concern: ``workload`` (prompts, request bodies per container format and Bedrock
-family, token counting), ``runner`` (one asyncio client process running a step), ``threads`` (the
-boto3 thread-per-stream reference client), ``measure`` (what a step measured, stream timing, the
-client's own load), ``histogram`` (exactly mergeable latency histograms), ``distributed`` (local
-processes and Ray actors), ``report`` (table, JSON, CSV, chart), ``cli``.
+family, token counting), ``runner`` (one asyncio client process running a step), ``bidi``
+(bidirectional streams), ``threads`` (the boto3 thread-per-stream reference client), ``measure``
+(what a step measured, stream timing, the client's own load), ``histogram`` (exactly mergeable
+latency histograms), ``distributed`` (local processes and Ray actors), ``report`` (table, JSON, CSV,
+chart), ``cli``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .bidi import BidiClient
     from .distributed import LocalPool, RayPool, SinglePool, run_split
     from .histogram import Histogram
     from .measure import StepResult, WorkerLoad
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 
 # Imported on first use: `python -m evstream` builds the loadtest parser for every command.
 _WHERE = {
+    "BidiClient": "bidi",
     "LocalPool": "distributed",
     "RayPool": "distributed",
     "SinglePool": "distributed",
@@ -60,6 +66,7 @@ __all__ = [
     "BEDROCK_FAMILIES",
     "SAGEMAKER_FORMATS",
     "TEMPLATES",
+    "BidiClient",
     "Boto3Target",
     "Histogram",
     "LocalPool",
