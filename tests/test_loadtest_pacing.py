@@ -1,8 +1,10 @@
-"""How the local endpoint paces its records for a load test, and where the endpoint and the client run."""
+"""What keeps a load test's own costs out of what it measures: how the local endpoint paces its records,
+where the endpoint and the client run, the garbage collector in the measured window."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ from evstream.emulator import latency
 from evstream.emulator.events import payload_part
 from evstream.emulator.latency import DUE_FIELD, STAMP_FIELD, Distribution, Pacing, pace
 from evstream.loadtest.cli import cpus_apart
+from evstream.loadtest.measure import WINDOW_GC_THRESHOLD, WorkerLoad
 
 TICK_NS = round(latency._Ticker._TICK * 1e9)
 
@@ -128,3 +131,16 @@ def test_the_endpoint_and_the_client_get_cpus_of_their_own() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_collector_runs_rarely_in_the_window_and_as_before_after_it() -> None:
+    before = gc.get_threshold()
+    load = WorkerLoad("worker")
+    load.begin()
+    try:
+        assert gc.get_threshold() == (max(WINDOW_GC_THRESHOLD, before[0]), *before[1:])
+        gc.collect()  # a pass in the window is still timed
+    finally:
+        load.end()
+    assert gc.get_threshold() == before
+    assert load.gc_pause_max_ns > 0 and load.gc_pause_s > 0
