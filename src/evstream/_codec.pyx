@@ -602,18 +602,8 @@ cdef class Decoder:
     def _http_chunks(self, data, Py_ssize_t pos, list events, str event_type, outer, inner, decode,
                      Py_ssize_t max_chunk, Py_ssize_t limit):
         """Append to ``events`` the data events of the whole HTTP/1.1 chunks in ``data`` from ``pos``;
-        return where they end.
-
-        The fast path of a response-body reader, one call per read where tokens arrive one chunk at a
-        time. A chunk is taken when it is ``SIZE CRLF data CRLF`` (1-16 hex digits, no extension,
-        0 < size <= ``max_chunk``), all inside ``data``, and its data is whole valid frames whose
-        ``:event-type`` header equals ``event_type``. Each payload is passed through ``decode`` (when
-        not None) and wrapped as ``{outer: {inner: payload}}`` (when ``outer`` is not None). It stops
-        before the first chunk that is anything else (an error, another message, the last chunk, a
-        frame across chunks), and once ``events`` holds ``limit``; the caller's general path takes it
-        from there. The decoder's state is never changed, so that path raises each error exactly as it
-        would have.
-        """
+        return where they end. The response reader's fast path: what it takes, and where it stops, is
+        documented once, in ``_codec_py.Decoder._http_chunks``."""
         cdef Py_buffer view
         cdef Py_ssize_t i, start, stop, size
         cdef uint64_t chunk
