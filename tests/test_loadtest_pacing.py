@@ -126,7 +126,7 @@ def test_the_endpoint_and_the_client_get_cpus_of_their_own() -> None:
         assert os.sched_getaffinity(0) == mine  # given back
         with cpus_apart(child.pid, len(mine)) as placement:  # no room for that many clients
             assert placement == "" and os.sched_getaffinity(0) == mine
-        with cpus_apart(child.pid, 0) as placement:  # --no-pin
+        with cpus_apart(child.pid, 0) as placement:  # without --pin
             assert placement == ""
     finally:
         child.kill()

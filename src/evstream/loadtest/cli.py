@@ -107,11 +107,11 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     scale.add_argument(
         "--pin",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="--local on Linux: run the local endpoint on one CPU and the client on the others, so that "
-        "the endpoint's sends do not queue the client behind them on one CPU (default: on when the "
-        "client processes fit on the other CPUs)",
+        action="store_true",
+        help="--local on Linux: run the local endpoint on one CPU and the client on the others (when "
+        "they fit), so that the client never waits behind the endpoint's sends on one CPU; helps on a "
+        "machine with nothing else to run, hurts on a shared one (a pinned process cannot move to the "
+        "CPU that is free)",
     )
     scale.add_argument(
         "--compare-boto3", action="store_true", help="also run each step with boto3, one thread per stream"
@@ -196,10 +196,10 @@ def cpus_apart(pid: int, client_processes: int) -> Iterator[str]:
     """Run process ``pid`` (the local endpoint) on one CPU and this process, and the processes it
     starts, on the others, while the context lasts; yields a description ("" when left alone).
 
-    On one machine the kernel wakes a reader on the CPU of the writer that woke it, expecting the
-    writer to sleep next: a paced endpoint sending a tick's records to many streams does not, and the
-    client would wait behind it. Done only on Linux, with room for ``client_processes`` (0: not at
-    all) besides the endpoint's CPU."""
+    When its own CPU is busy, the kernel wakes a reader on the CPU of the writer that woke it, expecting
+    the writer to sleep next: a paced endpoint sending a tick's records to many streams does not, and
+    the client waits behind it. Pinned, neither can move to a CPU another process left free either.
+    Done only on Linux, with room for ``client_processes`` (0: not at all) besides the endpoint's CPU."""
     getaffinity = getattr(os, "sched_getaffinity", None)
     setaffinity = getattr(os, "sched_setaffinity", None)
     if not client_processes or getaffinity is None or setaffinity is None:
