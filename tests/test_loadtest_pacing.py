@@ -17,8 +17,9 @@ from evstream import Decoder
 from evstream.emulator import latency
 from evstream.emulator.events import payload_part
 from evstream.emulator.latency import DUE_FIELD, STAMP_FIELD, Distribution, Pacing, pace
-from evstream.loadtest.cli import cpus_apart
+from evstream.loadtest import placement
 from evstream.loadtest.measure import WINDOW_GC_THRESHOLD, WorkerLoad
+from evstream.loadtest.placement import cpus_apart, machine_busy_share
 
 TICK_NS = round(latency._Ticker._TICK * 1e9)
 
@@ -115,22 +116,38 @@ def test_a_stamped_paced_record_is_the_record_with_two_members_more() -> None:
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
     reason="CPU affinity on Linux with two CPUs or more",
 )
-def test_the_endpoint_and_the_client_get_cpus_of_their_own() -> None:
+def test_the_endpoint_and_the_client_get_cpus_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
     mine = os.sched_getaffinity(0)
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        with cpus_apart(child.pid, 1) as placement:
+        with cpus_apart(child.pid, 1, "on") as where:
             endpoint_cpus = os.sched_getaffinity(child.pid)
-            assert len(endpoint_cpus) == 1 and f"endpoint on CPU {min(endpoint_cpus)}" in placement
+            assert len(endpoint_cpus) == 1 and f"endpoint on CPU {min(endpoint_cpus)}" in where
             assert os.sched_getaffinity(0) == mine - endpoint_cpus
         assert os.sched_getaffinity(0) == mine  # given back
-        with cpus_apart(child.pid, len(mine)) as placement:  # no room for that many clients
-            assert placement == "" and os.sched_getaffinity(0) == mine
-        with cpus_apart(child.pid, 0) as placement:  # without --pin
-            assert placement == ""
+        with cpus_apart(child.pid, len(mine), "on") as where:  # no room for that many clients
+            assert where == "" and os.sched_getaffinity(0) == mine
+        with cpus_apart(child.pid, 1, "off") as where:
+            assert where == "" and os.sched_getaffinity(0) == mine
+        # auto pins a machine found idle, and says why it did not otherwise
+        monkeypatch.setattr(placement, "machine_busy_share", lambda: 0.01)
+        with cpus_apart(child.pid, 1, "auto") as where:
+            assert where.startswith("endpoint on CPU") and os.sched_getaffinity(0) != mine
+        monkeypatch.setattr(placement, "machine_busy_share", lambda: 0.5)
+        with cpus_apart(child.pid, 1, "auto") as where:
+            assert where == "not pinned: the CPUs were 50% busy at the start"
+            assert os.sched_getaffinity(0) == mine
+        with pytest.raises(ValueError, match="pin must be"), cpus_apart(child.pid, 1, "yes"):
+            pass
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/stat")
+def test_the_machine_busy_share_is_a_share() -> None:
+    share = machine_busy_share(0.05)
+    assert share is not None and 0.0 <= share <= 1.0
 
 
 def test_the_collector_runs_rarely_in_the_window_and_as_before_after_it() -> None:

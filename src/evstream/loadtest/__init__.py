@@ -18,8 +18,8 @@ The modules, by concern: ``workload`` (prompts, request bodies per container for
 family, token counting), ``runner`` (one asyncio client process running a step), ``bidi``
 (bidirectional streams), ``threads`` (the boto3 thread-per-stream reference client), ``measure``
 (what a step measured, stream timing, the client's own load), ``histogram`` (exactly mergeable
-latency histograms), ``distributed`` (local processes and Ray actors), ``report`` (table, JSON, CSV,
-chart), ``cli``.
+latency histograms), ``distributed`` (local processes and Ray actors), ``placement`` (the local
+endpoint's and the client's CPUs), ``report`` (table, JSON, CSV, chart), ``cli``.
 """
 
 from __future__ import annotations

@@ -107,11 +107,12 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
     scale.add_argument(
         "--pin",
-        action="store_true",
+        choices=("auto", "on", "off"),
+        default="auto",
         help="--local on Linux: run the local endpoint on one CPU and the client on the others (when "
-        "they fit), so that the client never waits behind the endpoint's sends on one CPU; helps on a "
-        "machine with nothing else to run, hurts on a shared one (a pinned process cannot move to the "
-        "CPU that is free)",
+        "they fit), so that the client does not wait behind the endpoint's sends on one CPU; auto: when "
+        "the machine is otherwise idle at the start (pinned, neither can move to a CPU another "
+        "process left free)",
     )
     scale.add_argument(
         "--compare-boto3", action="store_true", help="also run each step with boto3, one thread per stream"
@@ -165,6 +166,7 @@ def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], int, s
         yield {k: v for k, v in kwargs.items() if v is not None}, 0, ""
         return
     from ..emulator import EmulatorProcess
+    from .placement import cpus_apart
 
     stream_format = local_stream_format(args.template)
     http2 = ("--http2-port", "0", "--http2-mode", "conversation") if args.bidirectional else ()
@@ -173,7 +175,7 @@ def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], int, s
         local: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
         if args.bidirectional:
             local.update(_http2_endpoint(endpoint.process.stdout))
-        with cpus_apart(endpoint.process.pid, args.workers if args.pin else 0) as placement:
+        with cpus_apart(endpoint.process.pid, args.workers, args.pin) as placement:
             yield local, endpoint.process.pid, placement
 
 
@@ -189,37 +191,6 @@ def _http2_endpoint(lines: Any) -> dict[str, str]:
     if len(found) != 2:
         raise RuntimeError("the local endpoint did not start its HTTP/2 listener")
     return found
-
-
-@contextlib.contextmanager
-def cpus_apart(pid: int, client_processes: int) -> Iterator[str]:
-    """Run process ``pid`` (the local endpoint) on one CPU and this process, and the processes it
-    starts, on the others, while the context lasts; yields a description ("" when left alone).
-
-    When its own CPU is busy, the kernel wakes a reader on the CPU of the writer that woke it, expecting
-    the writer to sleep next: a paced endpoint sending a tick's records to many streams does not, and
-    the client waits behind it. Pinned, neither can move to a CPU another process left free either.
-    Done only on Linux, with room for ``client_processes`` (0: not at all) besides the endpoint's CPU."""
-    getaffinity = getattr(os, "sched_getaffinity", None)
-    setaffinity = getattr(os, "sched_setaffinity", None)
-    if not client_processes or getaffinity is None or setaffinity is None:
-        yield ""
-        return
-    mine = sorted(getaffinity(0))
-    if len(mine) < client_processes + 1:
-        yield ""
-        return
-    endpoint, client = {mine[-1]}, set(mine[:-1])
-    try:
-        setaffinity(pid, endpoint)
-        setaffinity(0, client)
-    except OSError:  # not permitted here (a container's policy): leave the scheduler to it
-        yield ""
-        return
-    try:
-        yield f"endpoint on CPU {mine[-1]}, client on CPU {','.join(map(str, sorted(client)))}"
-    finally:
-        setaffinity(0, set(mine))
 
 
 def _workload(args: argparse.Namespace, local: bool) -> Workload:
