@@ -66,6 +66,7 @@ class BodyReader:
     """
 
     __slots__ = (
+        "_at_boundary",
         "_crlf",
         "_data",
         "_decoder",
@@ -78,6 +79,7 @@ class BodyReader:
         "_remaining",
         "_shape",
         "_state",
+        "_take_chunks",
         "_trailers",
         "delivered",
         "done",
@@ -117,6 +119,9 @@ class BodyReader:
             if operation is not None and framing == CHUNKED
             else None
         )
+        self._take_chunks = self._decoder._http_chunks
+        # Nothing pending, no error, on a chunk boundary: where feed() tries the fast path first.
+        self._at_boundary = self._quick is not None
         self.request_id = request_id
         self._operation_name = operation.name if operation is not None else ""
         self._state = _SIZE
@@ -136,10 +141,20 @@ class BodyReader:
 
     def feed(self, data: bytes) -> list[Any]:
         """The data events ``data`` completes (payload bytes, or boto3's event dicts)."""
+        if self._at_boundary:
+            # Whole chunks of data events in one call to the codec: how tokens arrive.
+            events: list[Any] = []
+            pos = self._take_chunks(data, 0, events, *self._quick)  # type: ignore[misc]
+            if pos == len(data):
+                if events:
+                    self.delivered = True
+                return events
+            return self._feed(data, pos, events)
+        return self._feed(data, 0, [])
+
+    def _feed(self, data: bytes, pos: int, events: list[Any]) -> list[Any]:
         if self._error is not None:
             raise self._error
-        events: list[Any] = []
-        pos = 0
         if self.pending:
             if data:
                 raise RuntimeError("feed(b'') until pending is False before feeding more input")
@@ -147,12 +162,10 @@ class BodyReader:
         end = len(data)
         try:
             if self._quick is not None:
-                # Whole chunks of data events in one call to the codec (how tokens arrive); the
-                # general path takes what it cannot, one chunk at a time.
-                fast, quick = self._decoder._http_chunks, self._quick
+                # The general path takes what the codec's fast path cannot, one chunk at a time.
                 while True:
                     if self._state == _SIZE and not self._line:
-                        pos = fast(data, pos, events, *quick)
+                        pos = self._take_chunks(data, pos, events, *self._quick)
                         if pos == end or len(events) >= BATCH:
                             break
                     pos = self._chunked(data, pos, events, one_chunk=True)
@@ -170,6 +183,9 @@ class BodyReader:
         # Input left over, or an error to raise after these events: the caller comes back.
         self.pending = pos < end or self._error is not None
         self._data, self._pos = (data, pos) if pos < end else (b"", 0)
+        self._at_boundary = (
+            self._quick is not None and self._state == _SIZE and not self._line and not self.pending
+        )
         if events:
             self.delivered = True
         return events
@@ -189,10 +205,12 @@ class BodyReader:
         else:
             what = "the connection closed before the end of the chunked body"
         self._error = IncompleteStream(f"The response body was cut short: {what}", request_id=self.request_id)
+        self._at_boundary = False
         raise self._error
 
     def _fail(self, exc: BaseException, events: list[Any]) -> None:
         self._error = exc
+        self._at_boundary = False
         self.reusable = False
         if not events:
             raise exc
