@@ -11,7 +11,8 @@ The client watches itself: a timer on the event loop (a sleeping thread, for a t
 client) records how late it runs; the process's CPU time gives the client's CPU per event and its
 share of a core; the main thread's run-queue time (Linux) how long other processes kept it waiting;
 the garbage collector's passes are timed; and the time-weighted count of open requests is the load the
-client actually kept up. The endpoint's own lateness (its ``due_ns`` stamps) is kept apart.
+client actually kept up. The endpoint's own lateness (its ``due_ns`` stamps) is kept apart, and so
+is its CPU time and CPU wait when it runs on this machine (the local endpoint shares its CPUs).
 """
 
 from __future__ import annotations
