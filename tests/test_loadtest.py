@@ -7,6 +7,7 @@ import math
 import pickle
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,11 @@ from evstream.loadtest.histogram import RELATIVE_ERROR, bucket_bounds, bucket_of
 pytest.importorskip("aiohttp", reason="the load tester drives the asyncio client (aiohttp)")
 pytest.importorskip("awscrt", reason="the client signs with awscrt")
 
-KEYS = {"aws_access_key_id": "AKIDTEST", "aws_secret_access_key": "secret", "region_name": "us-east-1"}
+KEYS: dict[str, Any] = {
+    "aws_access_key_id": "AKIDTEST",
+    "aws_secret_access_key": "secret",
+    "region_name": "us-east-1",
+}
 
 
 # -- histograms -----------------------------------------------------------------------------------------

@@ -313,7 +313,9 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
             params = {} if workload.bedrock else {"ContentType": args.content_type}
         target = Target(client, name, workload, params, endpoint_pid)
         boto3_target = (
-            Boto3Target(name, workload, params, endpoint_pid, **endpoint) if args.compare_boto3 else None
+            Boto3Target(name, workload, params, endpoint_pid=endpoint_pid, **endpoint)
+            if args.compare_boto3
+            else None
         )
         out.write(_banner(args, workload, loads, duration, warmup, placement))
         out.flush()

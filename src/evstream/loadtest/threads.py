@@ -37,6 +37,7 @@ class Boto3Target:
         name: str,
         workload: Workload,
         params: dict[str, Any] | None = None,
+        *,
         endpoint_pid: int = 0,
         **kwargs: Any,
     ) -> None:
