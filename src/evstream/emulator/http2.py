@@ -336,6 +336,10 @@ class _Connection:
             self.flush()
         except (ConnectionError, h2.exceptions.StreamClosedError, asyncio.CancelledError):
             pass
+        except h2.exceptions.ProtocolError as exc:
+            # The peer ended the connection (GOAWAY) while the model was still answering: nothing is
+            # left to send to, and the task must not end with an exception nobody retrieves.
+            _log.info("HTTP/2 stream %d ended by the peer: %s", stream.id, exc)
         finally:
             stream.closed = True
             self.streams.pop(stream.id, None)
