@@ -32,7 +32,7 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .reader import BodyReader, Limits, is_malformed, may_retry
+from .reader import BodyReader, is_malformed, may_retry
 
 __all__ = ["AsyncClient", "AsyncEventStream"]
 
@@ -78,7 +78,6 @@ class AsyncClient(BaseClient):
 
     def __init__(self, botocore_client: Any = None, **kwargs: Any) -> None:
         super().__init__(botocore_client, **kwargs)
-        self._limits = Limits.of(self.config)
         self._pool_state: _Pool | None = None
         self._endpoint_tls: ssl.SSLContext | bool | None = False  # False: not made yet
 

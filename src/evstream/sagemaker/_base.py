@@ -15,7 +15,7 @@ import botocore.eventstream
 
 from ..errors import TruncatedStream
 from . import errors as _errors
-from .config import EVSTREAM_OPTIONS, Config, Request
+from .config import EVSTREAM_OPTIONS, Config, Limits, Request
 from .control import DEFAULT_POOL, ControlPlane, default_session, full_jitter, make_botocore_client
 from .errors import (
     EventTimeout,
@@ -152,6 +152,7 @@ class BaseClient:
             backoff_base=ours.get("backoff_base"),
             backoff_max=ours.get("backoff_max", 20.0 if "backoff_base" in ours else None),
         )
+        self._limits = Limits.of(self.config)  # the same, typed for the transports
         self.region = control.region
         self.endpoint_url = control.endpoint_url
         # The endpoint as the transports use it.

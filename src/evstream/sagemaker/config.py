@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import IO, Any, Union
+from typing import IO, Any, NamedTuple, Union
 
 from .errors import ParamValidationError
 
-__all__ = ["EVSTREAM_OPTIONS", "Config", "Request", "read_body"]
+__all__ = ["EVSTREAM_OPTIONS", "Config", "Limits", "Request", "read_body"]
 
 Body = Union[bytes, bytearray, memoryview, str, IO[bytes], IO[str]]
 
@@ -39,6 +39,28 @@ class Config:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         if self.backoff_max is not None and self.backoff_base is None:
             raise ValueError("backoff_max needs backoff_base")
+
+
+class Limits(NamedTuple):
+    """The timeouts (seconds) and pool size a client resolved, typed for the transports: the ``Config``
+    of a client has every field set (from botocore's configuration where the caller left them)."""
+
+    connect_timeout: float
+    first_byte_timeout: float
+    event_timeout: float
+    max_pool_connections: int
+
+    @classmethod
+    def of(cls, config: Any) -> Limits:
+        values = (
+            config.connect_timeout,
+            config.first_byte_timeout,
+            config.event_timeout,
+            config.max_pool_connections,
+        )
+        if None in values:
+            raise ValueError(f"the client's configuration is not resolved: {config!r}")
+        return cls(*values)
 
 
 EVSTREAM_OPTIONS = tuple(field.name for field in dataclasses.fields(Config))
