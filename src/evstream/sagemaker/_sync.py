@@ -44,7 +44,7 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, Limits, is_malformed, malformed, may_retry
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, is_malformed, malformed, may_retry
 
 __all__ = ["Client", "EventStream"]
 
@@ -145,7 +145,6 @@ class Client(BaseClient):
 
     def __init__(self, botocore_client: Any = None, **kwargs: Any) -> None:
         super().__init__(botocore_client, **kwargs)
-        self._limits = Limits.of(self.config)
 
     def _after_fork(self) -> None:
         # The parent's sockets stay with the parent: drop them without a word on the wire.
@@ -313,28 +312,25 @@ class EventStream(StreamState):
                                 break
                         events = feed(data)
                         data = b""
-                        if events:
+                        delivered = bool(events)
+                        if delivered:
                             self._delivered = True
                             self._batch = events
                             if len(events) == 1:  # a token per read: no iterator to make
                                 yield events[0]
                             else:
                                 yield from events
-                            while reader.pending:  # more of this read, a batch at a time
-                                self._batch = events = feed(b"")
-                                yield from events
-                            if reader.done:
-                                break
+                        while reader.pending:  # more of this read a batch at a time, or the error it holds
+                            self._batch = events = feed(b"")
+                            yield from events
+                        if reader.done:
+                            break
+                        if delivered:
                             # A new deadline from the event delivered, the full timeout for the next read.
                             deadline = monotonic() + idle
                             if body.armed != idle:
                                 body.arm(idle)
                         else:
-                            while reader.pending:  # the error the reader holds is raised here
-                                self._batch = events = feed(b"")
-                                yield from events
-                            if reader.done:
-                                break
                             # Bytes but no event do not move the deadline: the next read waits what is left.
                             body.arm(deadline - monotonic())
                 except SageMakerRuntimeError:

@@ -10,7 +10,7 @@ whatever the chunk sizes: chunk data goes to the decoder as it arrives, never ga
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from .. import Decoder
 from ..errors import TruncatedStream
@@ -19,12 +19,12 @@ from .errors import IncompleteStream, SageMakerRuntimeError
 
 __all__ = [
     "CHUNKED",
+    "FIELD_LINE",
     "FIELD_NAME",
     "FIELD_VALUE",
     "LENGTH",
     "UNTIL_CLOSE",
     "BodyReader",
-    "Limits",
     "is_malformed",
     "malformed",
     "may_retry",
@@ -48,7 +48,8 @@ _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,%d})(?:;[^\r\n]*|[ \t]*)" % MAX_SIZE_D
 _VCHARS = rb"[\x21-\x7e\x80-\xff]+"
 FIELD_NAME = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 FIELD_VALUE = rb"(?:" + _VCHARS + rb"(?:[ \t]+" + _VCHARS + rb")*)?"
-_TRAILER_LINE = re.compile(FIELD_NAME + rb":[ \t]*" + FIELD_VALUE + rb"[ \t]*")
+FIELD_LINE = FIELD_NAME + rb":[ \t]*" + FIELD_VALUE + rb"[ \t]*"
+_TRAILER_LINE = re.compile(FIELD_LINE)
 
 # States of the chunked framing.
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
@@ -149,10 +150,11 @@ class BodyReader:
                 if events:
                     self.delivered = True
                 return events
-            return self._feed(data, pos, events)
-        return self._feed(data, 0, [])
+            return self._feed(data, pos, events, fast=False)  # it was just tried at pos
+        return self._feed(data, 0, [], fast=True)
 
-    def _feed(self, data: bytes, pos: int, events: list[Any]) -> list[Any]:
+    def _feed(self, data: bytes, pos: int, events: list[Any], fast: bool) -> list[Any]:
+        """The general path; ``fast``: try the codec's fast path at ``pos`` first."""
         if self._error is not None:
             raise self._error
         if self.pending:
@@ -163,14 +165,13 @@ class BodyReader:
         try:
             if self._quick is not None:
                 # The general path takes what the codec's fast path cannot, one chunk at a time.
-                while True:
-                    if self._state == _SIZE and not self._line:
+                while pos < end and len(events) < BATCH:
+                    if fast and self._state == _SIZE and not self._line:
                         pos = self._take_chunks(data, pos, events, *self._quick)
                         if pos == end or len(events) >= BATCH:
                             break
                     pos = self._chunked(data, pos, events, one_chunk=True)
-                    if pos == end or len(events) >= BATCH:
-                        break
+                    fast = True
             elif self._mode == CHUNKED:
                 pos = self._chunked(data, pos, events)
             elif self.done:
@@ -355,25 +356,3 @@ def may_retry(error: BaseException, delivered: bool) -> bool:
     if delivered or not isinstance(error, SageMakerRuntimeError):
         return False
     return bool(error.retryable) and not is_malformed(error)
-
-
-class Limits(NamedTuple):
-    """The timeouts (seconds) and pool size a client resolved, typed for the transports: the ``Config``
-    of a client has every field set (from botocore's configuration where the caller left them)."""
-
-    connect_timeout: float
-    first_byte_timeout: float
-    event_timeout: float
-    max_pool_connections: int
-
-    @classmethod
-    def of(cls, config: Any) -> Limits:
-        values = (
-            config.connect_timeout,
-            config.first_byte_timeout,
-            config.event_timeout,
-            config.max_pool_connections,
-        )
-        if None in values:
-            raise ValueError(f"the client's configuration is not resolved: {config!r}")
-        return cls(*values)
