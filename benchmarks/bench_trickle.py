@@ -26,12 +26,19 @@ from conftest import time_cpu_per_event
 
 pytest.importorskip("awscrt", reason="the client needs the client extra (awscrt has no wheel here)")
 from evstream.bench.e2e import Clients, LocalEndpoint, PeerUnavailable, Workload
-from evstream.bench.trickle import ASYNC_WORKLOADS, SYNC_WORKLOAD, floor_asyncio, floor_sync
+from evstream.bench.trickle import (
+    ASYNC_WORKLOADS,
+    SYNC_WORKLOAD,
+    TINY_ASYNC_WORKLOAD,
+    TINY_SYNC_WORKLOAD,
+    floor_asyncio,
+    floor_sync,
+)
 
 TINY = os.environ.get("EVSTREAM_BENCH_MODE") == "tiny"
 ROUNDS = 2 if TINY else 5
-ASYNC = [Workload(20, streams=8, interval_ms=10.0)] if TINY else list(ASYNC_WORKLOADS)
-SYNC = Workload(20, interval_ms=2.5) if TINY else SYNC_WORKLOAD
+ASYNC = [TINY_ASYNC_WORKLOAD] if TINY else list(ASYNC_WORKLOADS)
+SYNC = TINY_SYNC_WORKLOAD if TINY else SYNC_WORKLOAD
 FLOORS: dict[str, float] = {}  # group -> the floor's CPU seconds per event, this run
 
 

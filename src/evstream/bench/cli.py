@@ -34,7 +34,7 @@ def run_bench(
     facts["allocator"] = pin_allocator() if pin_malloc else "default"
     skips: list[Skip] = []
     shape = None
-    from .trickle import trickle_sets
+    from .trickle import trickle_plan, trickle_sets
 
     builders = {
         "crc32": crc_sets,
@@ -50,7 +50,7 @@ def run_bench(
         "decode": len(mode.decode_matrix),
         "encode": len(mode.encode_kinds),
         "e2e": 1,
-        "trickle": 1 if mode.name == "tiny" else (9 if mode.name == "full" else 5),
+        "trickle": len(trickle_plan(mode.name)),
     }
     suites = list(suites)
     bar = Progress(sum(expected[s] for s in suites) + (1 if capture else 0), enabled=progress)

@@ -21,20 +21,20 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from .e2e import KEYS, REGION, Clients, CpuResult, LocalEndpoint, PeerUnavailable, Workload, measure_cpu
+from .e2e import KEYS, REGION, Clients, LocalEndpoint, PeerUnavailable, Workload
 from .measure import Case
 from .peers import Skip, try_import
 
 __all__ = [
     "ASYNC_WORKLOADS",
     "SYNC_WORKLOAD",
-    "TrickleResult",
+    "TINY_ASYNC_WORKLOAD",
+    "TINY_SYNC_WORKLOAD",
     "floor_asyncio",
     "floor_sync",
-    "measure_trickle",
+    "trickle_plan",
     "trickle_sets",
 ]
 
@@ -43,6 +43,9 @@ ASYNC_WORKLOADS = (
     Workload(events=100, streams=1000, interval_ms=10.0),
 )
 SYNC_WORKLOAD = Workload(events=400, streams=1, interval_ms=2.5)
+# The smoke run's (--tiny, EVSTREAM_BENCH_MODE=tiny): the harness works, the numbers mean nothing.
+TINY_ASYNC_WORKLOAD = Workload(events=20, streams=8, interval_ms=10.0)
+TINY_SYNC_WORKLOAD = Workload(events=20, interval_ms=2.5)
 _END = b"0\r\n\r\n"  # the last chunk of a body without trailers (the endpoint sends none)
 
 
@@ -61,9 +64,6 @@ class _Requests:
             self._signed_at = time.monotonic()
             self._requests = _signed_requests(self._url, self._workload)
         return self._requests
-
-    def __len__(self) -> int:
-        return len(self._requests)
 
 
 _RESIGN_S = 120.0
@@ -200,45 +200,13 @@ def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
     return run
 
 
-@dataclass(frozen=True)
-class TrickleResult:
-    workload: Workload
-    loop: str  # "asyncio", "uvloop" or "sync"
-    peer: str
-    cpu_per_event: float  # seconds
-    floor_per_event: float  # the floor's, same run
-
-    @property
-    def over_floor(self) -> float:
-        return self.cpu_per_event / self.floor_per_event
-
-
-def measure_trickle(
-    clients: Clients, workload: Workload, peers: tuple[str, ...], rounds: int = 3
-) -> list[TrickleResult]:
-    """The floor and each peer (``e2e.PEERS`` names) on ``workload``, rounds interleaved; each peer's
-    answer is checked against the expected payloads first (the floor's: every body ended)."""
-    sync = workload.streams == 1 and clients.loop_name == "asyncio" and "evstream client" in peers
-    runners: dict[str, Callable[[], bytes]] = {
-        "floor": floor_sync(clients, workload) if sync else floor_asyncio(clients, workload)
-    }
-    want = workload.expected()
-    for peer in peers:
-        try:
-            runners[peer] = clients.runner(peer, workload)
-        except PeerUnavailable:
-            continue
-        if runners[peer]() != want:
-            raise AssertionError(f"{peer} did not receive the events the endpoint sent")
-    best: dict[str, CpuResult] = {}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            result = measure_cpu(run, workload.total_events, 1)
-            if name not in best or result.cpu_per_event < best[name].cpu_per_event:
-                best[name] = result
-    floor = best["floor"].cpu_per_event
-    loop = "sync" if sync else clients.loop_name
-    return [TrickleResult(workload, loop, name, result.cpu_per_event, floor) for name, result in best.items()]
+def trickle_plan(mode_name: str) -> list[tuple[Workload, str]]:
+    """What the suite ``trickle`` runs in each bench mode: (workload, loop) pairs, "sync" for the sync
+    client."""
+    if mode_name == "tiny":
+        return [(TINY_ASYNC_WORKLOAD, "asyncio"), (TINY_SYNC_WORKLOAD, "sync")]
+    workloads = ASYNC_WORKLOADS if mode_name == "full" else ASYNC_WORKLOADS[:1]
+    return [(w, loop) for loop in ("uvloop", "asyncio") for w in workloads] + [(SYNC_WORKLOAD, "sync")]
 
 
 def trickle_sets(mode: Any) -> tuple[list[list[Case]], list[Skip]]:
@@ -251,15 +219,7 @@ def trickle_sets(mode: Any) -> tuple[list[list[Case]], list[Skip]]:
         found = try_import(module)
         if isinstance(found, str):
             return [], [Skip("trickle", "all", f"{module}: {found}")]
-    if mode.name == "tiny":
-        plan = [
-            (Workload(20, streams=8, interval_ms=10.0), "asyncio"),
-            (Workload(20, interval_ms=2.5), "sync"),
-        ]
-    else:
-        loops = ("uvloop", "asyncio")
-        workloads = ASYNC_WORKLOADS if mode.name == "full" else ASYNC_WORKLOADS[:1]
-        plan = [(w, loop) for loop in loops for w in workloads] + [(SYNC_WORKLOAD, "sync")]
+    plan = trickle_plan(mode.name)
     try:
         endpoint = LocalEndpoint()
     except Exception as exc:
@@ -270,7 +230,8 @@ def trickle_sets(mode: Any) -> tuple[list[list[Case]], list[Skip]]:
     for workload, loop in plan:
         try:
             clients = Clients(endpoint, loop="asyncio" if loop == "sync" else loop)
-            clients.loop  # noqa: B018  (uvloop missing: skipped here)
+            if loop == "uvloop":
+                clients.loop  # noqa: B018  (uvloop missing: skipped here)
         except PeerUnavailable as exc:
             skips.append(Skip("trickle", f"{loop} loop", str(exc)))
             continue
