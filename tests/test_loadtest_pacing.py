@@ -104,12 +104,12 @@ def test_paced_records_go_out_together_once_a_tick_within_half_a_tick_of_due() -
 
 def test_a_stamped_paced_record_is_the_record_with_two_members_more() -> None:
     record = b'data:{"token": {"text": "x"}, "generated_text": null}\n\n'
-    stamped = latency._stamped(record, 1234)
+    stamped = latency.stamp_record(record, 1234)
     value = json.loads(stamped[5:])
     assert value[DUE_FIELD] == 1234 and value[STAMP_FIELD] > 0
     assert {k: v for k, v in value.items() if k not in (DUE_FIELD, STAMP_FIELD)} == json.loads(record[5:])
     assert stamped.endswith(b"}\n\n")
-    assert latency._stamped(b"data: [DONE]\n\n", 1) == b"data: [DONE]\n\n"
+    assert latency.stamp_record(b"data: [DONE]\n\n", 1) == b"data: [DONE]\n\n"
 
 
 @pytest.mark.skipif(

@@ -53,8 +53,6 @@ STAMP_FIELD = "sent_ns"
 DUE_FIELD = "due_ns"  # when the profile wanted the record sent (paced streams): sent - due is lateness
 _STAMP_KEY = STAMP_FIELD.encode()
 _DUE_KEY = DUE_FIELD.encode()
-_STAMP_PREFIX = b',"' + _STAMP_KEY + b'":'
-_DUE_PREFIX = b',"' + _DUE_KEY + b'":'
 
 # perf_counter is CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS and QueryPerformanceCounter on
 # Windows: one clock for all processes of a machine, so stamps compare across the client and the server.
@@ -220,12 +218,15 @@ def check_profile(ttft: str, itl: str, stamp: bool, straddle: bool) -> None:
 
 def stamp_record(record: bytes, due_ns: int = 0) -> bytes:
     """The record with ``"sent_ns": <now>`` (last) added to its JSON object (the last ``}``), after
-    ``"due_ns"`` when given; records without one (``data: [DONE]``, raw text) are returned unchanged."""
+    ``"due_ns"`` when given; records without one (``data: [DONE]``, raw text) are returned unchanged.
+    One formatting step: the paced sender calls it per record."""
     end = record.rfind(b"}")
     if end < 0:
         return record
-    due = _DUE_PREFIX + str(due_ns).encode() if due_ns else b""
-    return record[:end] + due + _STAMP_PREFIX + str(clock_ns()).encode() + record[end:]
+    head, tail = record[:end], record[end:]
+    if due_ns:
+        return b'%s,"%s":%d,"%s":%d%s' % (head, _DUE_KEY, due_ns, _STAMP_KEY, clock_ns(), tail)
+    return b'%s,"%s":%d%s' % (head, _STAMP_KEY, clock_ns(), tail)
 
 
 # The generations a load test asks for are few and alike: remember their parts (up to this many tokens)
@@ -302,7 +303,7 @@ class _PacedStream:
         sent = self.sent
         part = self.parts[sent]
         if self.stamp:
-            part = _stamped(part, self.start_ns + round(self.offset * 1e9))
+            part = stamp_record(part, self.start_ns + round(self.offset * 1e9))
         data = self.event(part)
         sent += 1
         self.sent = sent
@@ -314,15 +315,6 @@ class _PacedStream:
         self.offset = self.pacing.next_due(sent)
         self.due = self.start + self.offset
         return True
-
-
-def _stamped(record: bytes, due_ns: int) -> bytes:
-    """:func:`stamp_record` with a due time, in one formatting step (the paced sender's hot path)."""
-    end = record.rfind(b"}")
-    if end < 0:
-        return record
-    head, tail = record[:end], record[end:]
-    return b'%s,"%s":%d,"%s":%d%s' % (head, _DUE_KEY, due_ns, _STAMP_KEY, clock_ns(), tail)
 
 
 class _Ticker:
