@@ -118,8 +118,7 @@ def control_plane(
         if name != service_name:
             raise TypeError(f"a {service_name} client is needed, not a {name} client")
         client = botocore_client
-        builtins = getattr(getattr(client, "_ruleset_resolver", None), "_builtins", {}) or {}
-        explicit = builtins.get("SDK::Endpoint")  # the endpoint_url it was made with, if any
+        explicit = _builtins(client).get("SDK::Endpoint")  # the endpoint_url it was made with, if any
     else:
         explicit = kwargs.get("endpoint_url")
         client = make_botocore_client(service_name, session=session, config=config, **kwargs)
@@ -159,8 +158,14 @@ def control_plane(
     )
 
 
+def _builtins(client: Any) -> dict[str, Any]:
+    """The endpoint ruleset's built-in parameters a botocore client resolved (its region, endpoint_url,
+    FIPS and dualstack settings)."""
+    return getattr(getattr(client, "_ruleset_resolver", None), "_builtins", {}) or {}
+
+
 def _variants(client: Any) -> dict[str, bool]:
-    builtins = getattr(getattr(client, "_ruleset_resolver", None), "_builtins", {}) or {}
+    builtins = _builtins(client)
     config = client.meta.config
     return {
         "fips": bool(builtins.get("AWS::UseFIPS", getattr(config, "use_fips_endpoint", False))),

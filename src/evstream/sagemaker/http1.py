@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from .errors import IncompleteStream
-from .reader import CHUNKED, FIELD_NAME, FIELD_VALUE, LENGTH, UNTIL_CLOSE, BodyReader, malformed
+from .reader import CHUNKED, FIELD_LINE, FIELD_NAME, FIELD_VALUE, LENGTH, UNTIL_CLOSE, BodyReader, malformed
 
 __all__ = ["MAX_HEAD", "Head", "RawBody", "parse_head"]
 
@@ -17,11 +17,7 @@ MAX_HEAD = 65536  # bytes of a response head: status line and header lines
 _FIELD = rb"(" + FIELD_NAME + rb"):[ \t]*(" + FIELD_VALUE + rb")[ \t]*\r\n"
 # A whole head, checked in one pass: the status line, then field lines.
 _HEAD = re.compile(
-    rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n((?:"
-    + FIELD_NAME
-    + rb":[ \t]*"
-    + FIELD_VALUE
-    + rb"[ \t]*\r\n)*)"
+    rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [\t\x20-\x7e\x80-\xff]*)?\r\n((?:" + FIELD_LINE + rb"\r\n)*)"
 )
 _FIELDS = re.compile(_FIELD)
 
