@@ -14,11 +14,10 @@ Switching from boto3 is one line::
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._async import AsyncClient, AsyncEventStream
 from ._sync import Client, EventStream
-from .bedrock import AsyncBedrockClient, BedrockClient, bedrock_async_client, bedrock_client
 from .config import Config
 from .errors import (
     ConnectionClosed,
@@ -48,8 +47,21 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._async import AsyncClient, AsyncEventStream
     from ._http2_async import AsyncHttp2Client
+    from .bedrock import AsyncBedrockClient, BedrockClient, bedrock_async_client, bedrock_client
     from .http2 import Http2Client
+
+# Imported on first use (PEP 562), so that a sync program does not load asyncio and the asyncio client;
+# Bedrock's module holds both of its clients, so it comes with either.
+_LAZY = {
+    "AsyncClient": "._async",
+    "AsyncEventStream": "._async",
+    "AsyncBedrockClient": ".bedrock",
+    "BedrockClient": ".bedrock",
+    "bedrock_async_client": ".bedrock",
+    "bedrock_client": ".bedrock",
+}
 
 __all__ = [
     "AsyncBedrockClient",
@@ -90,6 +102,19 @@ __all__ = [
     "client",
     "http2_client",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def client(boto3_client: Any = None, /, **kwargs: Any) -> Client:

@@ -8,10 +8,9 @@ import os
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import lines as _lines
-from ..formats import AsyncRecordStream, AsyncTokenStream
 from ._aio_connection import Connection
 from ._base import (
     EVENTSTREAM,
@@ -33,6 +32,9 @@ from .errors import (
     TLSFailed,
 )
 from .reader import BodyReader, is_malformed, may_retry
+
+if TYPE_CHECKING:
+    from ..formats import AsyncRecordStream, AsyncTokenStream
 
 __all__ = ["AsyncClient", "AsyncEventStream"]
 
