@@ -31,7 +31,7 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .reader import BodyReader, is_malformed, may_retry
+from .reader import BodyReader, may_retry
 
 if TYPE_CHECKING:
     from ..formats import AsyncRecordStream, AsyncTokenStream
@@ -240,9 +240,7 @@ class AsyncEventStream(StreamState):
                 await self._attempt()
             except SageMakerRuntimeError as exc:
                 self._release(False)
-                delay = None
-                if not is_malformed(exc):  # a malformed answer is never sent again
-                    delay = self._client._retry_delay(self._attempts, exc, self._call)
+                delay = self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
                 await asyncio.sleep(delay)

@@ -225,9 +225,12 @@ class BaseClient:
     ) -> float | None:
         """Seconds to wait before attempt ``attempts + 1``, or None for no retry. botocore's retry handler
         decides (its mode, attempts, backoff and quota); evstream vetoes what it knows a retry cannot mend
-        (an event timeout, a model's stream error, a body that is not an event stream)."""
+        (an event timeout, a model's stream error, a body that is not an event stream, an answer that breaks
+        HTTP/1.1)."""
         if not isinstance(error, ServiceError) and not getattr(error, "retryable", False):
             return None
+        if isinstance(error, IncompleteStream) and error.malformed:
+            return None  # the server answered, and would answer the same way
         delay = self._control.retry_delay(
             call if call is not None else self._control.new_call(), attempts, error
         )
