@@ -16,7 +16,7 @@ from http2_support import tls as tls
 
 from evstream import Timestamp, encode
 from evstream.emulator.http2 import Bidi, Http2EndpointThread
-from evstream.sagemaker import errors
+from evstream.sagemaker import async_http2_client, errors
 from evstream.sagemaker._http2_ops import sagemaker_http2_endpoint
 from evstream.sagemaker.http2 import (
     InputValidationError,
@@ -536,12 +536,16 @@ def test_events_larger_than_the_windows(tls: tuple[ssl.SSLContext, str], ca_file
         runtime.close()
 
 
-def test_cleartext_endpoint_is_refused_by_the_client() -> None:
-    with pytest.raises(errors.ParamValidationError, match="https://"):
-        http2_client(endpoint_url="http://127.0.0.1:8080", **KEYS)
+@pytest.mark.parametrize(
+    "make", [http2_client, bedrock_http2_client, async_http2_client], ids=["sync", "bedrock", "async"]
+)
+def test_cleartext_endpoint_is_refused_by_the_client(make: Callable[..., Any]) -> None:
+    # botocore's frame, then the client's words.
+    message = r"^Parameter validation failed:\nHTTP/2 bidirectional streaming needs an https:// endpoint, not http://127\.0\.0\.1:8080$"
+    with pytest.raises(errors.ParamValidationError, match=message):
+        make(endpoint_url="http://127.0.0.1:8080/", **KEYS)
     assert (
-        http2_client(endpoint_url="https://127.0.0.1:8443", **KEYS).exceptions.ClientError.__name__
-        == "ClientError"
+        make(endpoint_url="https://127.0.0.1:8443", **KEYS).exceptions.ClientError.__name__ == "ClientError"
     )
 
 

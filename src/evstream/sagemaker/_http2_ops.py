@@ -90,8 +90,7 @@ class Target:
     """What a client takes from the control plane, resolved once."""
 
     control: ControlPlane  # botocore: credentials, config, signing name and region, modelled errors
-    endpoint_url: str
-    scheme: str
+    endpoint_url: str  # always https://
     host: str
     port: int
     host_header: str
@@ -141,13 +140,17 @@ def control_plane(
             f"A proxy is configured for {parts.hostname}, and the HTTP/2 client does not support proxies: "
             "add the host to NO_PROXY or remove the proxies setting"
         )
-    default_port = 443 if parts.scheme == "https" else 80
-    port = parts.port or default_port
-    host_header = parts.hostname if port == default_port else f"{parts.hostname}:{port}"
+    endpoint_url = url.rstrip("/")
+    if parts.scheme != "https":
+        # awscrt's Python binding negotiates HTTP/2 only through TLS ALPN (no prior-knowledge h2c).
+        raise ParamValidationError(
+            f"HTTP/2 bidirectional streaming needs an https:// endpoint, not {endpoint_url}"
+        )
+    port = parts.port or 443
+    host_header = parts.hostname if port == 443 else f"{parts.hostname}:{port}"
     return Target(
         control=control,
-        endpoint_url=url.rstrip("/"),
-        scheme=parts.scheme,
+        endpoint_url=endpoint_url,
         host=parts.hostname,
         port=port,
         host_header=host_header,

@@ -34,7 +34,6 @@ class Endpoint:
 
     def __init__(
         self,
-        scheme: str,
         host: str,
         port: int,
         *,
@@ -43,8 +42,6 @@ class Endpoint:
         window: int = 1 << 20,
         max_streams_per_connection: int = 100,
     ) -> None:
-        if scheme != "https":  # awscrt's Python binding negotiates HTTP/2 only through TLS ALPN
-            raise ValueError("HTTP/2 bidirectional streaming needs an https:// endpoint")
         self.host = host
         self.port = port
         self.connect_timeout = connect_timeout

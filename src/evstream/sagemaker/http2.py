@@ -150,14 +150,8 @@ class Http2Base:
         self.endpoint_url = target.endpoint_url
         self.max_inflight = max_inflight
         self.window = window
-        if target.scheme != "https":
-            # awscrt's Python binding negotiates HTTP/2 only through TLS ALPN (no prior-knowledge h2c).
-            url = target.endpoint_url
-            raise ParamValidationError(
-                f"HTTP/2 bidirectional streaming needs an https:// endpoint, not {url}"
-            )
         endpoint = Endpoint(
-            target.scheme, target.host, target.port, verify=target.verify,
+            target.host, target.port, verify=target.verify,
             connect_timeout=target.connect_timeout, window=window,
         )  # fmt: skip
         self._pool = ConnectionPool(endpoint)
