@@ -9,8 +9,6 @@ that trusts the CA the endpoint printed.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -29,37 +27,17 @@ pytest.importorskip("trustme")
 
 from awscrt import io as crt_io  # noqa: E402
 
+from evstream.emulator import EmulatorProcess  # noqa: E402
+
 ACCESS_KEY, SECRET_KEY = "AKIDINTEROP", "interop-secret"
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, str]]:
     """(HTTP/2 URL, CA file) of a `serve --http2-port 0` child checking signatures with the key above."""
-    env = {**os.environ, "EVSTREAM_ENDPOINT_SECRET_ACCESS_KEY": SECRET_KEY}
-    command = [
-        sys.executable,
-        "-m",
-        "evstream",
-        "serve",
-        "--port",
-        "0",
-        "--http2-port",
-        "0",
-        "--access-key",
-        ACCESS_KEY,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
-    assert process.stdout is not None
-    try:
-        lines = [process.stdout.readline() for _ in range(3)]
-        url = next(
-            line.rsplit(" ", 1)[1].strip() for line in lines if "HTTP/2 endpoint listening on https" in line
-        )
-        ca_file = next(line.rsplit(" ", 1)[1].strip() for line in lines if "CA certificate" in line)
-        yield url, ca_file
-    finally:
-        process.terminate()
-        process.wait(10)
+    env = {"EVSTREAM_ENDPOINT_SECRET_ACCESS_KEY": SECRET_KEY}
+    with EmulatorProcess("--http2-port", "0", "--access-key", ACCESS_KEY, env=env) as endpoint:
+        yield endpoint.listening.http2_url, endpoint.listening.ca_file
 
 
 def official_client(url: str, ca_file: str, secret: str = SECRET_KEY):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ pytest.importorskip(
     "trustme", reason="the local endpoint's HTTP/2 listener makes its certificate with trustme"
 )
 
-SHORT = ["--duration", "0.8", "--warmup", "0.3", "--itl", "4ms", "--quiet", "--json", "-"]
+SHORT = ["--duration", "0.8", "--warmup", "0.3", "--ttft", "30ms", "--itl", "4ms", "--quiet", "--json", "-"]
 
 
 def steps_of(out: str) -> list[dict[str, Any]]:
@@ -38,22 +38,27 @@ def test_sagemaker_bidirectional_streams_send_the_body_and_time_each_output_even
     for row in rows:
         requests = row["requests"]
         assert isinstance(requests, int) and requests > 0 and row["errors"] == 0
-        assert row["output_tokens"] == 5 * requests  # the conversation answered in 5 events
+        assert row["output_tokens"] == 5 * requests  # the generation answered in 5 events
         assert row["ttft_count"] == row["e2e_count"] == requests
         assert row["itl_count"] == 4 * requests
-        assert row["ttft_p50_ms"] >= 4 and row["itl_p50_ms"] >= 3  # each event 4 ms after the last
-        assert row["e2e_p50_ms"] >= 5 * 4
-        assert row["delay_count"] == 0  # the HTTP/2 listener does not stamp
+        assert row["ttft_p50_ms"] >= 30 and row["itl_p50_ms"] >= 3  # the profile: TTFT 30 ms, ITL 4 ms
+        assert row["e2e_p50_ms"] >= 30 + 4 * 4
+        # Every event stamped by the endpoint as it sent it: the client's delay, as for response streams.
+        assert row["delay_count"] == 5 * requests
+        assert 0 < row["delay_p50_ms"] < row["ttft_p50_ms"]
 
 
 def test_bedrock_bidirectional_streams(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["loadtest", "--local", "--bidirectional", "--template", "anthropic", "--concurrency", "2"]
-    assert main([*argv, *SHORT]) == 0
+    assert main([*argv, "--output-tokens", "5", *SHORT]) == 0
     (row,) = steps_of(capsys.readouterr().out)
     requests = row["requests"]
     assert isinstance(requests, int) and requests > 0 and row["errors"] == 0
-    assert row["output_tokens"] == requests  # Bedrock's turn: one chunk event, one "token"
-    assert row["ttft_count"] == requests
+    # The family's records, one chunk event each, parsed: 5 with text, the others the family's
+    # opening and closing events (stamped too).
+    assert row["output_tokens"] == 5 * requests
+    assert row["ttft_count"] == requests and row["itl_count"] == 4 * requests
+    assert row["delay_count"] > 5 * requests
 
 
 def test_boto3_cannot_run_bidirectional_streams(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,7 +68,7 @@ def test_boto3_cannot_run_bidirectional_streams(capsys: pytest.CaptureFixture[st
 
 
 def test_the_bidirectional_client_pickles_as_its_arguments() -> None:
-    client = BidiClient(False, 0.02, region_name="us-east-1", endpoint_url="https://127.0.0.1:1")
+    client = BidiClient(True, region_name="us-east-1", endpoint_url="https://127.0.0.1:1")
     copy = pickle.loads(pickle.dumps(client))
-    assert (copy.bedrock, copy.local_pace, copy.kwargs) == (False, 0.02, client.kwargs)
+    assert (copy.bedrock, copy.kwargs) == (True, client.kwargs)
     assert copy._client is None  # opened on first use, in the worker

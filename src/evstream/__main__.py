@@ -140,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CommandError(f"cannot listen on {args.host}:{args.port}: {os_error(exc)}") from None
         print(f"evstream endpoint listening on {emulator.url}", flush=True)
-        http2 = await start_http2(args, credentials, stack)
+        http2 = await start_http2(args, credentials, stack, behavior)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -174,15 +174,22 @@ def add_http2_arguments(parser: argparse.ArgumentParser) -> None:
         help="the same over cleartext HTTP/2 (h2c, prior knowledge)",
     )
     parser.add_argument(
-        "--http2-mode", choices=MODES, default="echo", help="echo each input part, or take conversation turns"
+        "--http2-mode",
+        choices=MODES,
+        default="echo",
+        help="echo each input part, take conversation turns, or answer each turn with a generation (as a "
+        'response stream; the "emulator" object of its body applies); answers follow --ttft/--itl/--rate',
     )
     parser.add_argument(
         "--http2-fault", choices=BIDI_FAULTS, default="", help="inject this error in every HTTP/2 stream"
     )
 
 
-async def start_http2(args: argparse.Namespace, credentials: Any, stack: contextlib.ExitStack) -> list[Any]:
-    """The HTTP/2 listeners asked for; each prints its URL, the TLS one its CA file too."""
+async def start_http2(
+    args: argparse.Namespace, credentials: Any, stack: contextlib.ExitStack, behavior: Any
+) -> list[Any]:
+    """The HTTP/2 listeners asked for (answers paced by ``behavior``'s latency profile); each prints its
+    URL, the TLS one its CA file too."""
     if args.http2_port is None and args.http2_cleartext_port is None:
         return []
     import tempfile
@@ -197,6 +204,7 @@ async def start_http2(args: argparse.Namespace, credentials: Any, stack: context
             cleartext_port=args.http2_cleartext_port,
             directory=directory,
             bidi=Bidi(mode=args.http2_mode, fault=args.http2_fault, after=args.after),
+            behavior=behavior,
             credentials=credentials,
         )
     except ImportError as exc:

@@ -1,7 +1,16 @@
-"""What a bidirectional stream of the local endpoint does: echo, conversation, and the faults.
+"""What a bidirectional stream of the local endpoint does: echo, conversation, generate, and the faults.
 
 Independent of HTTP/2: a :class:`Model` reads input events from and writes response events to a
 :class:`Channel` (the HTTP/2 listener's stream, with its flow control and signature checks).
+
+Every answer follows the endpoint's latency profile (the ``ttft``, ``itl`` and ``rate`` of its
+:class:`.workloads.Behavior`, as the HTTP/1.1 listener's response streams do): the first event of a
+turn goes out a TTFT draw after the turn's input ended, each next one an ITL draw later. ``echo``
+answers each input part as a turn of one event; ``conversation`` answers a turn in ``parts`` events;
+``generate`` takes each turn as a model request (its JSON ``"emulator"`` object sets the generation,
+as a response stream's body does) and answers with the generation's records in the endpoint's
+format, one event each, stamped with their send and due times (``stamp``, see :mod:`.latency`).
+Echoed and conversation answers carry the client's own bytes, which are never stamped.
 """
 
 from __future__ import annotations
@@ -12,12 +21,14 @@ import binascii
 import dataclasses
 import json
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .. import encode
 from ..sagemaker.event_signing import EventSignatureError
-from .events import exception_frame
+from .events import bedrock_chunk, exception_frame
+from .latency import Pacing, clock_ns, paced_parts, stamp_record
+from .workloads import Behavior
 
 __all__ = [
     "BIDI_FAULTS",
@@ -41,7 +52,7 @@ HTTP_FAULTS = {
 # Faults inside the stream, after `after` response events.
 STREAM_FAULTS = ("model-stream-error", "internal-stream-failure", "reset", "stall")
 BIDI_FAULTS = (*HTTP_FAULTS, *STREAM_FAULTS)
-MODES = ("echo", "conversation")
+MODES = ("echo", "conversation", "generate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,12 +133,16 @@ def input_error(message: str, bedrock: bool) -> bytes:
 
 
 class Model:
-    """The behaviour of one stream: reads input events, writes response events, injects the fault."""
+    """The behaviour of one stream: reads input events, writes response events (paced by ``profile``),
+    injects the fault."""
 
-    def __init__(self, channel: Channel, behavior: Bidi, bedrock: bool) -> None:
+    def __init__(
+        self, channel: Channel, behavior: Bidi, bedrock: bool, profile: Behavior | None = None
+    ) -> None:
         self.channel = channel
         self.exchange = channel.exchange
         self.behavior = behavior
+        self.profile = profile or Behavior()
         self.bedrock = bedrock
         self.reset = False
         self.turn: list[bytes] = []
@@ -136,14 +151,15 @@ class Model:
     async def run(self) -> None:
         if self.behavior.fault and self.behavior.after == 0 and await self._fault():
             return
+        mode = self.behavior.mode
         while (item := await self.channel.receive()) is not None:
             headers, payload = item
             part = self._part(headers, payload)
             if part is None:
                 continue
             data, data_type, state = part
-            if self.behavior.mode == "echo":
-                if await self._answer(data, data_type, state):
+            if mode == "echo":
+                if await self._send_turn([data], data_type, state):
                     return
                 continue
             self.turn.append(data)
@@ -171,23 +187,61 @@ class Model:
         self.turns += 1
         text = b"".join(self.turn)
         self.turn.clear()
+        if self.behavior.mode == "generate":
+            return await self._generate(text)
         answer = b"turn %d: %s" % (self.turns, text)
         count = self.behavior.parts
         size = -(-len(answer) // count)
-        for index in range(count):
-            piece = answer[index * size : (index + 1) * size]
-            if await self._answer(piece, data_type, "COMPLETE" if index == count - 1 else "PARTIAL"):
+        pieces = [answer[index * size : (index + 1) * size] for index in range(count)]
+        return await self._send_turn(pieces, data_type, "COMPLETE")
+
+    async def _generate(self, request: bytes) -> bool:
+        """Answer a turn with the generation its body asks for; a body with bad options ends the
+        stream with a validation error, as the service refuses a malformed input."""
+        try:
+            generation = self.profile.for_request(request)
+        except ValueError as exc:
+            self.exchange.error = str(exc)
+            await self.channel.send(input_error(str(exc), self.bedrock), end=True)
+            self.reset = True  # the stream has ended
+            return True
+        parts = paced_parts(dataclasses.replace(generation, straddle=False))
+        return await self._send_turn(parts, "UTF8", "COMPLETE", generation)
+
+    async def _send_turn(
+        self, pieces: Sequence[bytes], data_type: str, state: str, generation: Behavior | None = None
+    ) -> bool:
+        """Send one answer, each piece when the profile has it due (the last one with ``state``, the
+        others PARTIAL); a ``generation`` stamps its records. True when a fault ended the stream."""
+        profile = generation or self.profile
+        pacing = Pacing.of(profile.ttft, profile.itl, profile.rate, profile.seed)
+        stamp = generation is not None and generation.stamp
+        loop = asyncio.get_running_loop()
+        start, start_ns = loop.time(), clock_ns()  # the turn's input has ended
+        last = len(pieces) - 1
+        for n, piece in enumerate(pieces):
+            due_ns = 0
+            if pacing is not None:
+                offset = pacing.next_due(n)
+                wait = start + offset - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                due_ns = start_ns + round(offset * 1e9)
+            if await self._answer(piece, data_type, state if n == last else "PARTIAL", stamp, due_ns):
                 return True
         return False
 
-    async def _answer(self, data: bytes, data_type: str, state: str) -> bool:
-        """Send one response event; True when a fault ended the stream."""
+    async def _answer(
+        self, data: bytes, data_type: str, state: str, stamp: bool = False, due_ns: int = 0
+    ) -> bool:
+        """Send one response event (``stamp``: with its send time, and ``due_ns`` when paced); True
+        when a fault ended the stream."""
         if self.behavior.delay:
             await asyncio.sleep(self.behavior.delay)
+        if stamp:
+            data = stamp_record(data, due_ns)
         if self.bedrock:
-            body = {"bytes": base64.b64encode(data).decode()}
-            frame = encode({":event-type": "chunk", ":content-type": "application/json",
-                            ":message-type": "event"}, json.dumps(body).encode())  # fmt: skip
+            frame = bedrock_chunk(data)
         else:
             headers = {
                 ":event-type": "PayloadPart",

@@ -17,7 +17,9 @@ without bound).
 
 What a stream does is set by :class:`.bidi.Bidi`, overridden per SageMaker request by ``ModelQueryString``
 (``mode=conversation&parts=3&fault=reset&after=5``): ``echo`` answers each part as it arrives;
-``conversation`` takes turns, answering once a part says ``CompletionState=COMPLETE``.
+``conversation`` takes turns, answering once a part says ``CompletionState=COMPLETE``; ``generate``
+answers each turn with a generation, as a response stream would. Answers are paced by the latency
+profile of ``behavior`` (the HTTP/1.1 listener's :class:`.workloads.Behavior`), see :mod:`.bidi`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from .bidi import BIDI_FAULTS, HTTP_FAULTS, MODES, Bidi, Exchange, Model, input_
 from .listener import Listener
 from .process import ServerThread
 from .sigv4 import verify_sigv4
+from .workloads import Behavior
 
 __all__ = [
     "BIDI_FAULTS",
@@ -323,7 +326,7 @@ class _Connection:
                 response.append(("x-amzn-invoked-production-variant", self.endpoint.variant))
             self.h2.send_headers(stream.id, response)
             self.flush()
-            model = Model(_Channel(self, stream), behavior, bedrock)
+            model = Model(_Channel(self, stream), behavior, bedrock, self.endpoint.behavior)
             try:
                 await model.run()
             except EventSignatureError as exc:
@@ -349,7 +352,8 @@ class Http2Endpoint(Listener):
     """The HTTP/2 listener, on the current event loop.
 
     ``ssl``: a server context (ALPN ``h2`` is set on it); without one the listener speaks cleartext
-    HTTP/2 with prior knowledge. ``credentials`` maps access key ids to secret keys.
+    HTTP/2 with prior knowledge. ``credentials`` maps access key ids to secret keys. ``behavior``:
+    the model's latency profile and what ``generate`` answers (its format, tokens, stamps).
     """
 
     def __init__(
@@ -359,6 +363,7 @@ class Http2Endpoint(Listener):
         *,
         ssl: ssl_module.SSLContext | None = None,
         bidi: Bidi | None = None,
+        behavior: Behavior | None = None,
         credentials: Mapping[str, str] | None = None,
         region: str | None = None,
         variant: str = "AllTraffic",
@@ -369,6 +374,7 @@ class Http2Endpoint(Listener):
         if ssl is not None:
             ssl.set_alpn_protocols(["h2"])
         self.bidi = bidi or Bidi()
+        self.behavior = behavior or Behavior()
         self.credentials = dict(credentials) if credentials else None
         self.region = region
         self.variant = variant
@@ -418,17 +424,19 @@ async def start_listeners(
     cleartext_port: int | None,
     directory: str,
     bidi: Bidi | None = None,
+    behavior: Behavior | None = None,
     credentials: Mapping[str, str] | None = None,
 ) -> tuple[list[Http2Endpoint], str | None]:
     """The HTTP/2 listeners ``serve`` asks for, started: over TLS (a certificate from a new private CA,
     whose certificate is written to ``directory``; its path is returned) and over cleartext h2c."""
     listeners: list[Http2Endpoint] = []
     ca_file = None
+    options: dict[str, Any] = {"bidi": bidi, "behavior": behavior, "credentials": credentials}
     if tls_port is not None:
         context, ca_file = tls_context(directory, host)
-        listeners.append(Http2Endpoint(host, tls_port, ssl=context, bidi=bidi, credentials=credentials))
+        listeners.append(Http2Endpoint(host, tls_port, ssl=context, **options))
     if cleartext_port is not None:
-        listeners.append(Http2Endpoint(host, cleartext_port, bidi=bidi, credentials=credentials))
+        listeners.append(Http2Endpoint(host, cleartext_port, **options))
     try:
         for listener in listeners:
             await listener.start()

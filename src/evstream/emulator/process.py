@@ -3,23 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from .server import Emulator
 
-__all__ = ["EmulatorProcess", "EmulatorThread", "ServerThread"]
+__all__ = ["EmulatorProcess", "EmulatorThread", "Listening", "ServerThread", "read_listening"]
 
 _T = TypeVar("_T", bound="ServerThread")
 
 
+@dataclasses.dataclass
+class Listening:
+    """Where a ``serve`` process listens, from the lines it prints as it starts."""
+
+    url: str = ""  # the HTTP/1.1 endpoint
+    http2_url: str = ""  # HTTP/2 over TLS (--http2-port)
+    http2_cleartext_url: str = ""  # h2c (--http2-cleartext-port)
+    ca_file: str = ""  # the CA that signed the HTTP/2 listener's certificate
+
+
+_ENDPOINT = "evstream endpoint listening on "
+_HTTP2 = "evstream HTTP/2 endpoint listening on "
+_CA = "evstream HTTP/2 CA certificate: "
+
+
+def read_listening(stdout: IO[str], *, http2: bool = False, cleartext: bool = False) -> Listening:
+    """Read the start-up lines of ``serve`` (run with ``--http2-port`` when ``http2``, with
+    ``--http2-cleartext-port`` when ``cleartext``) from its output: exactly the lines those listeners
+    print, so that the output can be read on. RuntimeError when the endpoint printed anything else
+    (it failed to start, and said why on stderr) or ended."""
+    found = Listening()
+    for _ in range(1 + 2 * http2 + cleartext):
+        line = stdout.readline()
+        value = line.rstrip("\n").rsplit(" ", 1)[-1]
+        if line.startswith(_ENDPOINT):
+            found.url = value
+        elif line.startswith(_HTTP2 + "https://"):
+            found.http2_url = value
+        elif line.startswith(_HTTP2 + "http://"):
+            found.http2_cleartext_url = value
+        elif line.startswith(_CA):
+            found.ca_file = line[len(_CA) :].rstrip("\n")
+        else:
+            raise RuntimeError(f"the endpoint did not start: {line!r}")
+    expected = {"url": True, "http2_url": http2, "ca_file": http2, "http2_cleartext_url": cleartext}
+    missing = [name for name, wanted in expected.items() if wanted and not getattr(found, name)]
+    if missing:
+        raise RuntimeError(f"the endpoint did not print its {', '.join(missing)}: {found}")
+    return found
+
+
 class EmulatorProcess:
     """``python -m evstream serve --port 0 ARGS`` in a child process (benchmarks and the demo measure the
-    client's CPU without the endpoint's).
+    client's CPU without the endpoint's); ``listening`` says where (HTTP/2 too, when ARGS ask for it).
 
     ``env`` adds environment variables for the child, e.g. the secret key (never put it on argv,
     where ``ps`` shows it to every user of the machine).
@@ -32,11 +74,14 @@ class EmulatorProcess:
         child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, child_env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, env=child_env, text=True)
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "listening on " not in line:
+        try:
+            self.listening = read_listening(
+                self.process.stdout, http2="--http2-port" in args, cleartext="--http2-cleartext-port" in args
+            )
+        except RuntimeError:
             self.close()
-            raise RuntimeError(f"the endpoint did not start: {line!r}")
-        self.url = line.rsplit(" ", 1)[-1].strip()
+            raise
+        self.url = self.listening.url
 
     def close(self) -> None:
         if self.process.poll() is None:

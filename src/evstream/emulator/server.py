@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import ssl as ssl_module
 import time
@@ -164,20 +163,9 @@ class Emulator(Listener):
         raise HTTPError(404, "UnknownOperationException", f"No route for {path}")
 
     def _behavior(self, request: RecordedRequest) -> Behavior:
-        # Any body is a valid model input; only a JSON object can carry options.
         try:
-            document = json.loads(request.body) if request.body[:1] == b"{" else {}
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
-            document = {}
-        overrides = document.get("emulator") or {}
-        params = document.get("parameters") or {}
-        if not isinstance(overrides, dict) or not isinstance(params, dict):
-            raise HTTPError(400, "ValidationError", '"emulator" and "parameters" must be JSON objects')
-        if "max_new_tokens" in params and "tokens" not in overrides:
-            overrides = {**overrides, "tokens": params["max_new_tokens"]}
-        try:
-            return self.behavior.replace(overrides) if overrides else self.behavior
-        except (TypeError, ValueError) as exc:
+            return self.behavior.for_request(request.body)
+        except ValueError as exc:
             raise HTTPError(400, "ValidationError", str(exc)) from None
 
     def _response_headers(self, request: RecordedRequest) -> dict[str, str]:

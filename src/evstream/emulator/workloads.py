@@ -159,6 +159,25 @@ class Behavior:
             raise ValueError(f"unknown emulator options: {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **overrides)
 
+    def for_request(self, body: bytes) -> Behavior:
+        """This behaviour with a request body's overrides: its ``"emulator"`` object, and TGI's
+        ``parameters.max_new_tokens`` as the token count. Any body is a valid model input; only a JSON
+        object can carry options. ValueError for options that are not valid."""
+        try:
+            document = json.loads(body) if body[:1] == b"{" else {}
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+            document = {}
+        overrides = document.get("emulator") or {}
+        params = document.get("parameters") or {}
+        if not isinstance(overrides, dict) or not isinstance(params, dict):
+            raise ValueError('"emulator" and "parameters" must be JSON objects')
+        if "max_new_tokens" in params and "tokens" not in overrides:
+            overrides = {**overrides, "tokens": params["max_new_tokens"]}
+        try:
+            return self.replace(overrides) if overrides else self
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
 
 def token(i: int, seed: int = 0) -> str:
     """Token ``i`` of the generation with this seed."""

@@ -3,8 +3,9 @@ input, and the output events are timed as a response stream's are.
 
 SageMaker's ``InvokeEndpointWithBidirectionalStream`` and Bedrock's ``InvokeModelWithBidirectionalStream``
 over HTTP/2 (:func:`evstream.sagemaker.async_http2_client`). The local endpoint serves both with
-``serve --http2-port``; its conversation mode answers a turn in ``parts`` events, each ``delay`` seconds
-after the last, which :attr:`BidiClient.local_pace` asks for per request (one event per output token).
+``serve --http2-port --http2-mode generate``: it answers the body as a response stream would (the
+generation its ``"emulator"`` object asks for, paced by the latency profile, one stamped record per
+event), so both kinds of stream are measured alike.
 """
 
 from __future__ import annotations
@@ -17,22 +18,18 @@ __all__ = ["BidiClient", "BidiStream"]
 
 class BidiClient:
     """An asyncio HTTP/2 client made on first use from boto3.client's arguments (``verify`` included):
-    it pickles into worker processes as those arguments, where an open client could not.
+    it pickles into worker processes as those arguments, where an open client could not."""
 
-    ``local_pace`` (seconds, local endpoint only): ask its conversation mode for one answer event per
-    output token, that far apart."""
-
-    def __init__(self, bedrock: bool, local_pace: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, bedrock: bool, **kwargs: Any) -> None:
         self.bedrock = bedrock
-        self.local_pace = local_pace
         self.kwargs = kwargs
         self._client: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"bedrock": self.bedrock, "local_pace": self.local_pace, "kwargs": self.kwargs}
+        return {"bedrock": self.bedrock, "kwargs": self.kwargs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["bedrock"], state["local_pace"], **state["kwargs"])  # type: ignore[misc]
+        self.__init__(state["bedrock"], **state["kwargs"])  # type: ignore[misc]
 
     @property
     def client(self) -> Any:
@@ -43,29 +40,23 @@ class BidiClient:
             self._client = make(**self.kwargs)
         return self._client
 
-    async def stream(self, name: str, body: bytes, max_tokens: int, params: dict[str, Any]) -> BidiStream:
+    async def stream(self, name: str, body: bytes, params: dict[str, Any]) -> BidiStream:
         """Open a stream, send ``body`` as its one input event and end the input."""
-        params = dict(params)
-        if self.local_pace:
-            params["ModelQueryString"] = f"mode=conversation&parts={max_tokens}&delay={self.local_pace:g}"
         if self.bedrock:
-            params.pop("ModelQueryString", None)  # Bedrock's operation has no such member
             stream = await self.client.invoke_model_with_bidirectional_stream(modelId=name, **params)
-            try:
-                await stream.send(body)
-                await stream.close_input()
-            except BaseException:
-                stream.close()
-                raise
-            return BidiStream(stream, "chunk", "bytes")
-        stream = await self.client.invoke_endpoint_with_bidirectional_stream(EndpointName=name, **params)
+            send: dict[str, str] = {}
+            output = BidiStream(stream, "chunk", "bytes")
+        else:
+            stream = await self.client.invoke_endpoint_with_bidirectional_stream(EndpointName=name, **params)
+            send = {"data_type": "UTF8", "completion_state": "COMPLETE"}
+            output = BidiStream(stream, "PayloadPart", "Bytes")
         try:
-            await stream.send(body, data_type="UTF8", completion_state="COMPLETE")
+            await stream.send(body, **send)
             await stream.close_input()
         except BaseException:
             stream.close()
             raise
-        return BidiStream(stream, "PayloadPart", "Bytes")
+        return output
 
     async def close(self) -> None:
         if self._client is not None:

@@ -83,7 +83,8 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="bidirectional streams over HTTP/2 (SageMaker InvokeEndpointWithBidirectionalStream, Bedrock "
         "InvokeModelWithBidirectionalStream): each stream sends its body as one input event, ends its "
-        "input and times the output events; --local: one event per output token, --itl's mean apart",
+        "input and times the output events; --local: the same generation, profile and stamps as a "
+        "response stream's",
     )
     steps = parser.add_mutually_exclusive_group()
     steps.add_argument("--concurrency", type=_numbers(int), help="streams at once per step, e.g. 1,8,64,512")
@@ -169,28 +170,14 @@ def _endpoint(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], int, s
     from .placement import cpus_apart
 
     stream_format = local_stream_format(args.template)
-    http2 = ("--http2-port", "0", "--http2-mode", "conversation") if args.bidirectional else ()
+    http2 = ("--http2-port", "0", "--http2-mode", "generate") if args.bidirectional else ()
     profile = ("--ttft", args.ttft, "--itl", args.itl, "--stamp")
     with EmulatorProcess("--format", stream_format, *profile, *http2) as endpoint:
         local: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": endpoint.url, **_LOCAL_KEYS}
         if args.bidirectional:
-            local.update(_http2_endpoint(endpoint.process.stdout))
+            local.update(endpoint_url=endpoint.listening.http2_url, verify=endpoint.listening.ca_file)
         with cpus_apart(endpoint.process.pid, args.workers, args.pin) as placement:
             yield local, endpoint.process.pid, placement
-
-
-def _http2_endpoint(lines: Any) -> dict[str, str]:
-    """The local endpoint's HTTP/2 URL and the CA file to trust, from the lines `serve` prints."""
-    found = {}
-    for _ in range(2):
-        line = lines.readline()
-        if "HTTP/2 endpoint listening on " in line:
-            found["endpoint_url"] = line.rsplit(" ", 1)[-1].strip()
-        elif "HTTP/2 CA certificate: " in line:
-            found["verify"] = line.split("HTTP/2 CA certificate: ", 1)[1].strip()
-    if len(found) != 2:
-        raise RuntimeError("the local endpoint did not start its HTTP/2 listener")
-    return found
 
 
 def _workload(args: argparse.Namespace, local: bool) -> Workload:
@@ -205,7 +192,7 @@ def _workload(args: argparse.Namespace, local: bool) -> Workload:
         emulator={} if local else None,
         count=args.count
         if args.count != "auto"
-        else ("events" if local and (args.template in ONE_PER_EVENT or args.bidirectional) else "parse"),
+        else ("events" if local and args.template in ONE_PER_EVENT else "parse"),
     )
     if local:
         workload.stream_format = local_stream_format(args.template)
@@ -304,8 +291,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
         pool_size = max(64, peak // max(1, args.workers) + 8)
         client: Any
         if args.bidirectional:
-            pace = Distribution.parse(args.itl).mean if args.local and args.itl else 0.0
-            client = BidiClient(workload.bedrock, local_pace=pace, **endpoint)
+            client = BidiClient(workload.bedrock, **endpoint)
             params: dict[str, Any] = {}
         else:
             make = sagemaker.bedrock_async_client if workload.bedrock else sagemaker.async_client
@@ -344,8 +330,6 @@ def _banner(
     profile = f" (emulated model: TTFT {args.ttft}, ITL {args.itl}, send-time stamps)" if args.local else ""
     if args.bidirectional:
         what = f"bidirectional streams (HTTP/2) of {what}"
-        if args.local:  # the HTTP/2 listener's conversation mode: a constant pace, no stamps
-            profile = f" (conversation mode: one event per token every {args.itl}'s mean, no stamps)"
     kind = "requests/s" if args.rate else "concurrency"
     span = f"{args.requests} requests" if args.requests else f"{duration:g} s"
     workers = f"Ray {args.ray}, {args.workers} worker(s)" if args.ray else f"{args.workers} process(es)"

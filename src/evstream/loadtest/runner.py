@@ -86,10 +86,10 @@ class Target:
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # ContentType, Accept, ...
     endpoint_pid: int = 0  # the local endpoint's process: its CPU is measured beside the client's
 
-    async def stream(self, body: bytes, max_tokens: int) -> Any:
+    async def stream(self, body: bytes) -> Any:
         """The response's event stream (anything with ``payloads()``)."""
         if isinstance(self.client, BidiClient):
-            return await self.client.stream(self.name, body, max_tokens, self.params)
+            return await self.client.stream(self.name, body, self.params)
         if self.workload.bedrock:
             response = await self.client.invoke_model_with_response_stream(
                 modelId=self.name, body=body, **self.params
@@ -101,9 +101,9 @@ class Target:
         return response["Body"]
 
 
-async def _one(target: Target, body: bytes, max_tokens: int, timer: StreamTimer) -> None:
+async def _one(target: Target, body: bytes, timer: StreamTimer) -> None:
     try:
-        stream = await target.stream(body, max_tokens)
+        stream = await target.stream(body)
         payload_at = timer.payload
         async for payload in stream.payloads():
             payload_at(clock_ns(), payload)
@@ -135,7 +135,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
     async def request() -> None:
         nonlocal measured_open
         open_requests.change(1)
-        body, max_tokens = workload.request(rng)
+        body = workload.body(rng)
         measured = window.admits(clock_ns())
         timer = StreamTimer(result, window, workload.counter(), measured)
         if measured:
@@ -145,7 +145,7 @@ async def run_step(target: Target, step: Step, progress: Progress | None = None)
                 probe.recording = True
                 load.begin()
         try:
-            await _one(target, body, max_tokens, timer)
+            await _one(target, body, timer)
         finally:
             open_requests.change(-1)
             if measured:
