@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,27 +143,37 @@ def test_boto3_session(signed_endpoint: EmulatorThread, isolated: Path) -> None:
     assert last_access_key(signed_endpoint) == "AKIDTWO"
 
 
-def test_refreshable_credentials_rotate(signed_endpoint: EmulatorThread, isolated: Path) -> None:
+def _expiring(minutes: int, access_key: str = "AKIDONE", secret_key: str = "secret-one") -> dict[str, Any]:
+    """Credentials as a provider hands them to botocore, expiring in ``minutes``."""
+    expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
+    return {
+        "access_key": access_key,
+        "secret_key": secret_key,
+        "token": None,
+        "expiry_time": expiry.isoformat(),
+    }
+
+
+def _refreshing_session(first: dict[str, Any], refresh: Callable[[], dict[str, Any]]) -> Any:
+    """A botocore session whose credentials renew through ``refresh``."""
     import botocore.credentials
     import botocore.session
 
+    session = botocore.session.Session()
+    session._credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
+        first, refresh, "test"
+    )
+    return session
+
+
+def test_refreshable_credentials_rotate(signed_endpoint: EmulatorThread, isolated: Path) -> None:
     keys = itertools.cycle([("AKIDONE", "secret-one"), ("AKIDTWO", "secret-two")])
 
     def refresh() -> dict[str, Any]:
-        access_key, secret_key = next(keys)
         # Inside botocore's mandatory refresh window, so every signature asks for fresh keys.
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
-        return {
-            "access_key": access_key,
-            "secret_key": secret_key,
-            "token": None,
-            "expiry_time": expiry.isoformat(),
-        }
+        return _expiring(5, *next(keys))
 
-    session = botocore.session.Session()
-    session._credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
-        refresh(), refresh, "test"
-    )
+    session = _refreshing_session(refresh(), refresh)
     runtime = sm.client(region_name="us-east-1", endpoint_url=signed_endpoint.url, session=session)
     seen = set()
     for _ in range(3):
@@ -211,29 +221,14 @@ def test_async_client_signs(signed_endpoint: EmulatorThread, isolated: Path) -> 
 def test_async_refresh_runs_off_the_event_loop(signed_endpoint: EmulatorThread, isolated: Path) -> None:
     import threading
 
-    import botocore.credentials
-    import botocore.session
-
     threads: list[threading.Thread] = []
-
-    def metadata(minutes: int) -> dict[str, Any]:
-        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)
-        return {
-            "access_key": "AKIDONE",
-            "secret_key": "secret-one",
-            "token": None,
-            "expiry_time": expiry.isoformat(),
-        }
 
     def refresh() -> dict[str, Any]:
         threads.append(threading.current_thread())
-        return metadata(60)
+        return _expiring(60)
 
-    session = botocore.session.Session()
     # Five minutes left: inside botocore's mandatory refresh window, so the first request must refresh.
-    session._credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
-        metadata(5), refresh, "test"
-    )
+    session = _refreshing_session(_expiring(5), refresh)
 
     async def main() -> None:
         async with sm.async_client(
@@ -247,3 +242,22 @@ def test_async_refresh_runs_off_the_event_loop(signed_endpoint: EmulatorThread, 
     asyncio.run(main())
     assert len(threads) == 1 and threads[0] is not threading.main_thread()
     assert last_access_key(signed_endpoint) == "AKIDONE"
+
+
+def test_credentials_due_are_refreshed_once_by_the_control_plane(isolated: Path) -> None:
+    refreshed: list[int] = []
+
+    def refresh() -> dict[str, Any]:
+        refreshed.append(1)
+        return _expiring(60)
+
+    session = _refreshing_session(_expiring(5), refresh)
+    signed = sm.client(region_name="us-east-1", endpoint_url="http://127.0.0.1:9", session=session)
+    unsigned = sm.client(
+        region_name="us-east-1", endpoint_url="http://127.0.0.1:9", session=session, sign=False
+    )
+    assert not unsigned._control.credentials_refresh_needed()  # nothing is signed: nothing to fetch first
+    assert signed._control.credentials_refresh_needed()
+    signed._control.refresh_credentials()
+    assert refreshed == [1]
+    assert not signed._control.credentials_refresh_needed()

@@ -205,15 +205,19 @@ class ControlPlane:
         """awscrt's SigV4 over this client's credentials (botocore's, refreshed before they expire)."""
         signer = self._crt_signer
         if signer is None:
-            credentials = self.client._request_signer._credentials
+            credentials = self._credentials()
             if credentials is None:
                 raise NoCredentialsError()
             signer = self._crt_signer = Signer(credentials, self.signing_region, self.signing_name)
         return signer
 
+    def _credentials(self) -> Any:
+        """botocore's credentials of this client (refreshable ones renew themselves), or None."""
+        return self.client._request_signer._credentials
+
     def refresh_credentials(self) -> None:
         """Fetch credentials now if they are due (botocore refreshes them when close to expiry)."""
-        credentials = self.client._request_signer._credentials
+        credentials = self._credentials()
         if credentials is not None:
             credentials.get_frozen_credentials()
 
@@ -221,8 +225,7 @@ class ControlPlane:
         """Whether the next signature first fetches credentials (maybe a network call: STS, IMDS, SSO)."""
         if self.signature_version is botocore.UNSIGNED:
             return False
-        credentials = self.client._request_signer._credentials
-        check = getattr(credentials, "refresh_needed", None)
+        check = getattr(self._credentials(), "refresh_needed", None)
         return bool(check()) if check is not None else False
 
     # -- errors and retries ------------------------------------------------------------------------
@@ -334,7 +337,7 @@ class ControlPlane:
 
     def after_fork(self) -> None:
         """A lock held by another thread at fork stays held in the child: make the credentials' anew."""
-        credentials = self.client._request_signer._credentials
+        credentials = self._credentials()
         if credentials is not None and hasattr(credentials, "_refresh_lock"):
             credentials._refresh_lock = threading.Lock()
         self._crt_signer = None

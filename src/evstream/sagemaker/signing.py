@@ -32,14 +32,6 @@ class Signer:
         self._frozen: Any = None
         self._provider: crt_auth.AwsCredentialsProvider | None = None
 
-    def refresh_needed(self) -> bool:
-        """Whether the next signature will first fetch new credentials (a network call, maybe slow)."""
-        check = getattr(self._credentials, "refresh_needed", None)
-        return bool(check()) if check is not None else False
-
-    def refresh(self) -> None:
-        self._credentials.get_frozen_credentials()
-
     def _current(self) -> tuple[Any, crt_auth.AwsCredentialsProvider]:
         frozen = self._credentials.get_frozen_credentials()  # refreshes when close to expiry
         provider = self._provider
