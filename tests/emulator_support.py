@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,6 +19,33 @@ from evstream.emulator import EmulatorThread
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[EmulatorThread]:
     with EmulatorThread() as server:
+        yield server
+
+
+# The event loops the endpoint runs on: `serve` picks uvloop when it is installed, asyncio's otherwise.
+ENDPOINT_LOOPS = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param(
+        "uvloop",
+        id="uvloop",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed (pip install uvloop)"
+        ),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=ENDPOINT_LOOPS)
+def endpoint_loop(request: pytest.FixtureRequest) -> str:
+    """Each event loop the endpoint runs on, in turn (uvloop skipped, with the reason, when missing)."""
+    loop: str = request.param
+    return loop
+
+
+@pytest.fixture(scope="module")
+def endpoint_on_each_loop(endpoint_loop: str) -> Iterator[EmulatorThread]:
+    """The endpoint with its default behaviour, on asyncio's loop and then on uvloop."""
+    with EmulatorThread(loop=endpoint_loop) as server:
         yield server
 
 

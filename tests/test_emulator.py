@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emulator_support import body, endpoint, wait_for
+from emulator_support import body, endpoint, endpoint_loop, endpoint_on_each_loop, wait_for
 
 import evstream
 from evstream.emulator import Behavior, Emulator, EmulatorThread, generate_records, generate_text, split_parts
@@ -17,7 +17,7 @@ from evstream.emulator import Behavior, Emulator, EmulatorThread, generate_recor
 boto3 = pytest.importorskip("boto3")
 botocore_exceptions = pytest.importorskip("botocore.exceptions")
 
-__all__ = ["endpoint"]
+__all__ = ["endpoint", "endpoint_loop", "endpoint_on_each_loop"]
 
 KEYS = {"aws_access_key_id": "AKIDEMULATOR", "aws_secret_access_key": "emulator-secret"}
 
@@ -79,9 +79,16 @@ def test_behavior_rejects_unknown_options() -> None:
 # -- the endpoint through boto3 -----------------------------------------------------------------------
 
 
+def test_the_endpoint_runs_on_the_loop_it_was_given(
+    endpoint_on_each_loop: EmulatorThread, endpoint_loop: str
+) -> None:
+    kind = type(endpoint_on_each_loop.loop).__module__.split(".")[0]
+    assert kind == endpoint_loop
+
+
 @pytest.mark.parametrize("fmt", ["tgi", "lmi", "openai", "raw"])
-def test_boto3_streams_from_the_endpoint(endpoint: EmulatorThread, fmt: str) -> None:
-    client = boto_client(endpoint.url)
+def test_boto3_streams_from_the_endpoint(endpoint_on_each_loop: EmulatorThread, fmt: str) -> None:
+    client = boto_client(endpoint_on_each_loop.url)
     response = client.invoke_endpoint_with_response_stream(
         EndpointName="my-endpoint",
         Body=body(format=fmt, tokens=30, straddle=True),
@@ -133,16 +140,16 @@ def test_every_request_parameter_is_recorded(endpoint: EmulatorThread) -> None:
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 7, 16, 33, 100])
-def test_frames_split_across_http_chunks(endpoint: EmulatorThread, chunk_bytes: int) -> None:
-    client = boto_client(endpoint.url)
+def test_frames_split_across_http_chunks(endpoint_on_each_loop: EmulatorThread, chunk_bytes: int) -> None:
+    client = boto_client(endpoint_on_each_loop.url)
     response = client.invoke_endpoint_with_response_stream(
         EndpointName="split", Body=body(format="raw", tokens=12, chunk_bytes=chunk_bytes)
     )
     assert stream_bytes(response) == generate_text(Behavior(tokens=12)).encode()
 
 
-def test_many_frames_per_chunk(endpoint: EmulatorThread) -> None:
-    client = boto_client(endpoint.url)
+def test_many_frames_per_chunk(endpoint_on_each_loop: EmulatorThread) -> None:
+    client = boto_client(endpoint_on_each_loop.url)
     response = client.invoke_endpoint_with_response_stream(
         EndpointName="grouped", Body=body(format="raw", tokens=200, chunk_events=64)
     )
@@ -157,8 +164,8 @@ def test_many_frames_per_chunk(endpoint: EmulatorThread) -> None:
         ("error-event", "EmulatedError"),
     ],
 )
-def test_in_stream_errors_reach_boto3(endpoint: EmulatorThread, fault: str, code: str) -> None:
-    client = boto_client(endpoint.url)
+def test_in_stream_errors_reach_boto3(endpoint_on_each_loop: EmulatorThread, fault: str, code: str) -> None:
+    client = boto_client(endpoint_on_each_loop.url)
     response = client.invoke_endpoint_with_response_stream(
         EndpointName="faulty", Body=body(format="raw", tokens=10, fault=fault, after=3)
     )
@@ -180,8 +187,10 @@ def test_in_stream_errors_reach_boto3(endpoint: EmulatorThread, fault: str, code
         ("throttling", 400, "ThrottlingException"),
     ],
 )
-def test_http_errors_reach_boto3(endpoint: EmulatorThread, fault: str, status: int, code: str) -> None:
-    client = boto_client(endpoint.url)
+def test_http_errors_reach_boto3(
+    endpoint_on_each_loop: EmulatorThread, fault: str, status: int, code: str
+) -> None:
+    client = boto_client(endpoint_on_each_loop.url)
     with pytest.raises(botocore_exceptions.ClientError) as info:
         client.invoke_endpoint_with_response_stream(EndpointName="faulty", Body=body(fault=fault))
     assert info.value.response["Error"]["Code"] == code
@@ -200,10 +209,10 @@ def test_fault_times_fails_only_the_first_attempts(endpoint: EmulatorThread) -> 
     assert stream_bytes(response)
 
 
-def test_truncated_and_disconnected_bodies(endpoint: EmulatorThread) -> None:
+def test_truncated_and_disconnected_bodies(endpoint_on_each_loop: EmulatorThread) -> None:
     """boto3 ends quietly on a frame cut short (what evstream's client must not do) and raises a raw
     urllib3 error on a lost connection: the endpoint produces both shapes."""
-    client = boto_client(endpoint.url)
+    client = boto_client(endpoint_on_each_loop.url)
     response = client.invoke_endpoint_with_response_stream(
         EndpointName="cut", Body=body(format="raw", tokens=10, fault="truncate", after=4)
     )

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from emulator_support import endpoint_loop as endpoint_loop  # the fixture
 from http2_support import KEYS, local
 from http2_support import tls as tls  # the fixture
 
@@ -26,10 +27,12 @@ EARLY_NS = MS
 
 
 @pytest.fixture(scope="module")
-def paced(tls: tuple[ssl.SSLContext, str]) -> Iterator[tuple[Http2EndpointThread, str]]:
-    """An endpoint generating TGI records with a constant profile, stamped, and its CA file."""
+def paced(tls: tuple[ssl.SSLContext, str], endpoint_loop: str) -> Iterator[tuple[Http2EndpointThread, str]]:
+    """An endpoint generating TGI records with a constant profile, stamped, and its CA file; on
+    asyncio's loop, then on uvloop."""
     behavior = Behavior(format="tgi", tokens=TOKENS, ttft=f"{TTFT_MS}ms", itl=f"{ITL_MS}ms", stamp=True)
-    with Http2EndpointThread(ssl=tls[0], bidi=Bidi(mode="generate"), behavior=behavior) as server:
+    generate = Bidi(mode="generate")
+    with Http2EndpointThread(ssl=tls[0], bidi=generate, behavior=behavior, loop=endpoint_loop) as server:
         yield server, tls[1]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from emulator_support import endpoint_loop as endpoint_loop  # the fixture
 
 from evstream import sagemaker
 from evstream.emulator import Behavior, EmulatorThread
@@ -260,10 +261,19 @@ def test_token_counter_reads_bedrock_chunks() -> None:
 TOKENS = 8
 
 
+PROFILE = Behavior(ttft="constant:30ms", itl="uniform:2ms,4ms", stamp=True, tokens=TOKENS)
+
+
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[EmulatorThread]:
-    behavior = Behavior(ttft="constant:30ms", itl="uniform:2ms,4ms", stamp=True, tokens=TOKENS)
-    with EmulatorThread(behavior=behavior) as server:
+    with EmulatorThread(behavior=PROFILE) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def paced_on_each_loop(endpoint_loop: str) -> Iterator[EmulatorThread]:
+    """The endpoint of :data:`PROFILE` on asyncio's loop, then on uvloop (what `serve` picks)."""
+    with EmulatorThread(behavior=PROFILE, loop=endpoint_loop) as server:
         yield server
 
 
@@ -278,8 +288,10 @@ def target(endpoint: EmulatorThread, template: str = "tgi", **emulator: object) 
     return Target(client, "model", workload)
 
 
-def test_a_concurrency_step_measures_every_token(endpoint: EmulatorThread) -> None:
-    result = run_step_sync(target(endpoint), Step(concurrency=4, duration=0.6, warmup=0.2), "asyncio")
+def test_a_concurrency_step_measures_every_token(paced_on_each_loop: EmulatorThread) -> None:
+    result = run_step_sync(
+        target(paced_on_each_loop), Step(concurrency=4, duration=0.6, warmup=0.2), "asyncio"
+    )
     assert result.errors == {}
     assert result.requests >= 4
     assert result.output_tokens == result.requests * TOKENS
@@ -373,11 +385,11 @@ def test_boto3_errors_get_the_same_class_names(endpoint: EmulatorThread) -> None
     assert result.requests == 0 and result.errors == {"ModelStreamError": 4}
 
 
-def test_paced_streams_survive_clients_that_leave(endpoint: EmulatorThread) -> None:
+def test_paced_streams_survive_clients_that_leave(paced_on_each_loop: EmulatorThread) -> None:
     import socket
     import time
 
-    host, port = endpoint.url.rsplit("/", 1)[-1].split(":")
+    host, port = paced_on_each_loop.url.rsplit("/", 1)[-1].split(":")
     request = (
         b"POST /endpoints/m/invocations-response-stream HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
     )
@@ -391,7 +403,7 @@ def test_paced_streams_survive_clients_that_leave(endpoint: EmulatorThread) -> N
         sock.settimeout(5)
         time.sleep(0.045)
         sock.recv(65536)
-    result = run_step_sync(target(endpoint), Step(concurrency=2, requests=2, warmup=0), "asyncio")
+    result = run_step_sync(target(paced_on_each_loop), Step(concurrency=2, requests=2, warmup=0), "asyncio")
     assert result.errors == {} and result.output_tokens == 2 * TOKENS
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from evstream.__main__ import main
+from evstream.emulator.loops import resolve_loop
 from evstream.loadtest.bidi import BidiClient
 
 pytest.importorskip("awscrt", reason="the HTTP/2 client is awscrt's")
@@ -33,6 +34,7 @@ def test_sagemaker_bidirectional_streams_send_the_body_and_time_each_output_even
     assert main([*argv, *SHORT]) == 0
     out = capsys.readouterr().out
     assert "bidirectional streams (HTTP/2) of local endpoint" in out
+    assert f"1 process(es) on {resolve_loop('auto')};" in out  # the loop the step ran on
     rows = steps_of(out)
     assert [r["concurrency"] for r in rows] == [1, 3]
     for row in rows:

@@ -47,6 +47,7 @@ Subparsers = Any  # argparse._SubParsersAction is private
 def add_serve(subparsers: Subparsers) -> None:
     from .emulator import FAULTS, FORMATS
     from .emulator.latency import add_latency_arguments
+    from .emulator.loops import LOOPS
     from .emulator.sigv4 import ACCESS_KEY_ENV, SECRET_KEY_ENV
 
     parser = subparsers.add_parser(
@@ -96,6 +97,12 @@ def add_serve(subparsers: Subparsers) -> None:
     parser.add_argument("--upstream", help="proxy mode: URL of a model container (POST /invocations)")
     add_http2_arguments(parser)
     parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="auto",
+        help="event loop: auto (uvloop when installed, else asyncio's), uvloop, or asyncio",
+    )
+    parser.add_argument(
         "--log",
         action="store_true",
         help="one line per request on stderr: method, path, status, events, time",
@@ -105,6 +112,8 @@ def add_serve(subparsers: Subparsers) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from .emulator import Behavior, Emulator
+    from .emulator.loops import resolve_loop
+    from .emulator.loops import run as run_loop
     from .emulator.sigv4 import load_credentials
 
     try:
@@ -121,6 +130,7 @@ def serve(args: argparse.Namespace) -> int:
             stamp=args.stamp,
         )
         credentials = load_credentials(args.access_key, args.secret_key_file)
+        resolve_loop(args.loop)
     except OSError as exc:
         raise UsageError(f"cannot read the secret key file {args.secret_key_file}: {os_error(exc)}") from None
     except ValueError as exc:
@@ -155,7 +165,7 @@ def serve(args: argparse.Namespace) -> int:
             await emulator.close()
 
     with contextlib.suppress(KeyboardInterrupt), contextlib.ExitStack() as stack:
-        asyncio.run(run())
+        run_loop(run(), args.loop)
     return EXIT_OK
 
 

@@ -412,9 +412,11 @@ def tls_context(directory: str, host: str = "127.0.0.1") -> tuple[ssl_module.SSL
 class Http2EndpointThread(ServerThread):
     """An :class:`Http2Endpoint` (given, or made from ``kwargs``) on its own thread."""
 
-    def __init__(self, endpoint: Http2Endpoint | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, endpoint: Http2Endpoint | None = None, *, loop: str = "asyncio", **kwargs: Any
+    ) -> None:
         self.endpoint = endpoint or Http2Endpoint(**kwargs)
-        super().__init__(self.endpoint, name="evstream-http2")
+        super().__init__(self.endpoint, name="evstream-http2", loop=loop)
 
 
 async def start_listeners(

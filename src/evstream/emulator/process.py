@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import IO, Any, Protocol, TypeVar
 
+from .loops import new_event_loop
 from .server import Emulator
 
 __all__ = ["EmulatorProcess", "EmulatorThread", "Listening", "ServerThread", "read_listening"]
@@ -110,11 +111,12 @@ class _Server(Protocol):
 
 class ServerThread:
     """Runs a listener (anything with async ``start()``/``close()`` and a ``url``) on its own event loop
-    in a daemon thread: the tests and the demo talk to it from the main thread."""
+    in a daemon thread: the tests and the demo talk to it from the main thread. ``loop``: asyncio's
+    default loop, or "uvloop" or "auto" (see :func:`.loops.resolve_loop`)."""
 
-    def __init__(self, server: _Server, name: str = "evstream-endpoint") -> None:
+    def __init__(self, server: _Server, name: str = "evstream-endpoint", loop: str = "asyncio") -> None:
         self.server = server
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop(loop)
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
 
     @property
@@ -144,6 +146,6 @@ class ServerThread:
 class EmulatorThread(ServerThread):
     """An :class:`Emulator` (given, or made from ``kwargs``) on its own thread."""
 
-    def __init__(self, emulator: Emulator | None = None, **kwargs: Any) -> None:
+    def __init__(self, emulator: Emulator | None = None, *, loop: str = "asyncio", **kwargs: Any) -> None:
         self.emulator = emulator or Emulator(**kwargs)
-        super().__init__(self.emulator)
+        super().__init__(self.emulator, loop=loop)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..emulator.latency import Distribution, distribution
+from ..emulator.loops import LOOPS, resolve_loop
 from .templates import BEDROCK_FAMILIES, STREAM_FORMATS, TEMPLATES
 
 if TYPE_CHECKING:
@@ -105,7 +106,9 @@ def add_loadtest_arguments(parser: argparse.ArgumentParser) -> None:
     scale = parser.add_argument_group("clients")
     scale.add_argument("--workers", type=int, default=1, help="client processes (each an asyncio client)")
     scale.add_argument("--ray", metavar="auto|local|ADDRESS", help="run the workers as Ray actors")
-    scale.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    scale.add_argument(
+        "--loop", choices=LOOPS, default="auto", help="the clients' event loop (auto: uvloop when installed)"
+    )
     scale.add_argument(
         "--pin",
         choices=("auto", "on", "off"),
@@ -266,6 +269,7 @@ def run(args: argparse.Namespace, out: TextIO) -> list[StepResult]:
     warmup = args.warmup if args.warmup is not None else (1.0 if args.local else 2.0)
     if args.workers < 1:
         raise ValueError("--workers must be >= 1")
+    resolve_loop(args.loop)  # a loop that is not installed fails now, not in every worker
     steps = [
         Step(
             concurrency=0 if args.rate else int(load),
@@ -338,20 +342,10 @@ def _banner(
         f"{kind} {','.join(f'{v:g}' for v in loads)}; per step {warmup:g} s warm-up then {span}; "
         f"template {args.template}, output tokens {workload.output_tokens}, tokens counted by "
         f"{'event' if workload.count == 'events' else 'parsing each record'}; "
-        f"{workers} on {_loop_name(args.loop)}; "
+        f"{workers} on {resolve_loop(args.loop)}; "
         f"{os.cpu_count()} CPUs{f' ({placement})' if placement else ''}, "
         f"Python {platform.python_version()}\n\n"
     )
-
-
-def _loop_name(loop: str) -> str:
-    if loop == "asyncio":
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -56,7 +56,8 @@ class SinglePool(Pool):
         self.progress = progress
 
     def run(self, steps: list[Step]) -> list[StepResult]:
-        from .runner import run_loop, run_step
+        from ..emulator.loops import run as run_loop
+        from .runner import run_step
 
         target = self.target
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..emulator.loops import run as run_loop
 from .bidi import BidiClient
 from .measure import (
     LagProbe,
@@ -237,7 +238,7 @@ def _measure(probe: LagProbe, load: WorkerLoad, start: bool) -> None:
 
 
 def run_step_sync(target: Target, step: Step, loop: str = "auto") -> StepResult:
-    """:func:`run_step` in a fresh event loop (uvloop when installed, unless ``loop="asyncio"``); the
+    """:func:`run_step` in a fresh event loop (see :func:`evstream.emulator.loops.resolve_loop`); the
     client's connections are closed at the end."""
 
     async def main() -> StepResult:
@@ -246,17 +247,4 @@ def run_step_sync(target: Target, step: Step, loop: str = "auto") -> StepResult:
         finally:
             await target.client.close()
 
-    result: StepResult = run_loop(main(), loop)
-    return result
-
-
-def run_loop(coro: Any, loop: str = "auto") -> Any:
-    if loop in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if loop == "uvloop":
-                raise
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
+    return run_loop(main(), loop)
