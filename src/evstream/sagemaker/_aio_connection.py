@@ -135,7 +135,7 @@ class Connection(asyncio.Protocol):
         if not reader.pending:
             self._resume()
 
-    def refill(self) -> None:
+    def _refill(self) -> None:
         """After the consumer took :attr:`ready` from a paused connection: the input the reader still
         holds comes next, then reading resumes."""
         reader = self._reader
@@ -151,18 +151,20 @@ class Connection(asyncio.Protocol):
         if reader is None or not reader.pending:
             self._resume()
 
+    def take(self) -> list[Any]:
+        """The ready events, handed to the consumer; a paused connection then refills :attr:`ready`."""
+        batch, self.ready = self.ready, []
+        if self.paused:
+            self._refill()
+        return batch
+
     async def read_error_body(self) -> bytes:
         """The first MiB of a body that is not an event stream (an error answer)."""
         assert self.head is not None
         raw = RawBody(self.head, MAX_ERROR_BODY)
         self.read_body(raw)
-        while not self.finished and self.error is None:
-            if self.ready:
-                self.ready = []
-                if self.paused:
-                    self.refill()
-            else:
-                await self.wait()
+        while not self.finished and self.error is None:  # a RawBody makes no events: nothing to take
+            await self.wait()
         return bytes(raw.data)
 
     def _end_of_body(self) -> None:

@@ -335,12 +335,8 @@ class AsyncEventStream(StreamState):
                 while True:
                     if self._closed:
                         return
-                    batch = connection.ready
-                    if batch:
-                        self._batch = batch
-                        connection.ready = []
-                        if connection.paused:
-                            connection.refill()
+                    if connection.ready:
+                        batch = self._batch = connection.take()
                         self._delivered = True
                         for event in batch:
                             yield event
