@@ -25,6 +25,7 @@ __all__ = [
     "e2e_sets",
     "encode_sets",
     "replay_sets",
+    "start_local_endpoint",
     "suite_mode",
 ]
 
@@ -231,21 +232,32 @@ def replay_sets(
 _CLEANUPS: list[Callable[[], None]] = []
 
 
-def e2e_sets(mode: Mode) -> Sets:
-    """evstream's client vs boto3 (with and without the drop-in) vs aiobotocore, one event per chunk."""
+def start_local_endpoint(suite: str) -> tuple[Any, list[Skip]]:
+    """The end-to-end endpoint (a child process, stopped by :func:`cleanup`), or None and why ``suite``
+    cannot run here."""
     for module in ("evstream.sagemaker", "evstream.emulator"):
         found = try_import(module)
         if isinstance(found, str):
-            return [], [Skip("e2e", "all", f"{module}: {found}")]
-    if not mode.e2e_events:
-        return [], []
-    from .e2e import Clients, LocalEndpoint, Workload, e2e_cases
+            return None, [Skip(suite, "all", f"{module}: {found}")]
+    from .e2e import LocalEndpoint
 
     try:
         endpoint = LocalEndpoint()
     except Exception as exc:
-        return [], [Skip("e2e", "all", f"could not start the local endpoint: {exc}")]
+        return None, [Skip(suite, "all", f"could not start the local endpoint: {exc}")]
     _CLEANUPS.append(endpoint.close)
+    return endpoint, []
+
+
+def e2e_sets(mode: Mode) -> Sets:
+    """evstream's client vs boto3 (with and without the drop-in) vs aiobotocore, one event per chunk."""
+    if not mode.e2e_events:
+        return [], []
+    endpoint, skips = start_local_endpoint("e2e")
+    if endpoint is None:
+        return [], skips
+    from .e2e import Clients, Workload, e2e_cases
+
     clients = Clients(endpoint)
     _CLEANUPS.append(clients.close)
     cases, skips = e2e_cases(clients, Workload(mode.e2e_events))

@@ -298,28 +298,47 @@ def e2e_cases(
     peers: Iterable[str] = BENCH_PEERS,
     *,
     primary: str = "evstream client",
+    suite: str = "e2e",
+    key: str | None = None,
+    label: str | None = None,
+    floor: tuple[Runner, Callable[[], bool]] | None = None,
 ) -> tuple[list[Case], list[Skip]]:
-    """Bench cases (timed with process CPU) for ``peers`` on ``workload``; the unavailable ones as skips."""
+    """Bench cases (timed with process CPU) for ``peers`` on ``workload``; the unavailable ones as skips.
+    ``suite``, ``key`` and ``label`` name them (the workload's own key and label by default); ``floor``, a
+    runner that decodes nothing and its check, is one more case after the peers."""
     want = workload.expected()
-    cases: list[Case] = []
+    runners: list[tuple[str, Runner, Callable[[], bool]]] = []
     skips: list[Skip] = []
     for peer in peers:
         try:
             run = clients.runner(peer, workload)
         except PeerUnavailable as exc:
-            skips.append(Skip("e2e", peer, str(exc)))
+            skips.append(Skip(suite, peer, str(exc)))
             continue
-        impl = Impl(
-            peer, run, primary=peer == primary, evstream=peer.startswith(("evstream", "boto3 + evstream"))
-        )
 
         def check(run: Runner = run) -> bool:
             return run() == want
 
-        size = len(want)
+        runners.append((peer, run, check))
+    if floor is not None:
+        runners.append(("floor", *floor))
+    cases = []
+    for name, run, right in runners:
+        impl = Impl(
+            name, run, primary=name == primary, evstream=name.startswith(("evstream", "boto3 + evstream"))
+        )
         cases.append(
             Case(
-                "e2e", workload.key, workload.label, impl, (), check, size, workload.total_events, 0, cpu=True
+                suite,
+                key or workload.key,
+                label or workload.label,
+                impl,
+                (),
+                right,
+                len(want),
+                workload.total_events,
+                0,
+                cpu=True,
             )
         )
     return cases, skips

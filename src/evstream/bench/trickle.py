@@ -17,15 +17,17 @@ event (``time.process_time``), best of the rounds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from .e2e import KEYS, REGION, Clients, LocalEndpoint, PeerUnavailable, Workload
+from .cases import _CLEANUPS, start_local_endpoint
+from .e2e import KEYS, REGION, Clients, PeerUnavailable, Workload, e2e_cases
 from .measure import Case
-from .peers import Skip, try_import
+from .peers import Skip
 
 __all__ = [
     "ASYNC_WORKLOADS",
@@ -33,6 +35,7 @@ __all__ = [
     "TINY_ASYNC_WORKLOAD",
     "TINY_SYNC_WORKLOAD",
     "floor_asyncio",
+    "floor_ran",
     "floor_sync",
     "trickle_plan",
     "trickle_sets",
@@ -209,25 +212,20 @@ def trickle_plan(mode_name: str) -> list[tuple[Workload, str]]:
     return [(w, loop) for loop in ("uvloop", "asyncio") for w in workloads] + [(SYNC_WORKLOAD, "sync")]
 
 
+def floor_ran(run: Callable[[], bytes]) -> bool:
+    """A floor's answer check. The floors decode nothing: theirs is right when every body ended, which is
+    when a floor runner returns (a body cut short raises)."""
+    return bool(run())
+
+
 def trickle_sets(mode: Any) -> tuple[list[list[Case]], list[Skip]]:
     """The suite ``trickle`` of ``python -m evstream bench``: per workload and loop, evstream (the
     reference of the ratios), its floor and its peer, timed with process CPU in interleaved rounds."""
-    from .cases import _CLEANUPS  # what the suites started, stopped when the run ends
-    from .peers import Impl
-
-    for module in ("evstream.sagemaker", "evstream.emulator"):
-        found = try_import(module)
-        if isinstance(found, str):
-            return [], [Skip("trickle", "all", f"{module}: {found}")]
-    plan = trickle_plan(mode.name)
-    try:
-        endpoint = LocalEndpoint()
-    except Exception as exc:
-        return [], [Skip("trickle", "all", f"could not start the local endpoint: {exc}")]
-    _CLEANUPS.append(endpoint.close)
+    endpoint, skips = start_local_endpoint("trickle")
+    if endpoint is None:
+        return [], skips
     sets: list[list[Case]] = []
-    skips: list[Skip] = []
-    for workload, loop in plan:
+    for workload, loop in trickle_plan(mode.name):
         try:
             clients = Clients(endpoint, loop="asyncio" if loop == "sync" else loop)
             if loop == "uvloop":
@@ -240,28 +238,18 @@ def trickle_sets(mode: Any) -> tuple[list[list[Case]], list[Skip]]:
             ("evstream client", "boto3") if loop == "sync" else ("evstream asyncio", "aiobotocore")
         )
         floor = floor_sync(clients, workload) if loop == "sync" else floor_asyncio(clients, workload)
-        runners: dict[str, Callable[[], bytes]] = {}
-        for name in (primary, peer):
-            try:
-                runners[name] = clients.runner(name, workload)
-            except PeerUnavailable as exc:
-                skips.append(Skip("trickle", name, str(exc)))
-        want = workload.expected()
-        key = f"trickle/{loop}/{workload.streams}x{workload.events}/{workload.interval_ms:g}ms"
         what = workload.label.replace(" (client CPU)", "")
-        label = f"{loop}: {what} (client CPU; floor: {_FLOOR_WORDS[loop]})"
-        cases = []
-        for name, run in (*runners.items(), ("floor", floor)):
-
-            def check(
-                run: Callable[[], bytes] = run, floor: bool = name == "floor", want: bytes = want
-            ) -> bool:
-                return bool(run()) if floor else run() == want
-
-            impl = Impl(name, run, primary=name == primary, evstream=name.startswith("evstream"))
-            cases.append(
-                Case("trickle", key, label, impl, (), check, len(want), workload.total_events, 0, cpu=True)
-            )
+        cases, missing = e2e_cases(
+            clients,
+            workload,
+            (primary, peer),
+            primary=primary,
+            suite="trickle",
+            key=f"trickle/{loop}/{workload.streams}x{workload.events}/{workload.interval_ms:g}ms",
+            label=f"{loop}: {what} (client CPU; floor: {_FLOOR_WORDS[loop]})",
+            floor=(floor, functools.partial(floor_ran, floor)),
+        )
+        skips += missing
         sets.append(cases)
     return sets, skips
 
