@@ -18,7 +18,6 @@ from ._base import (
     BaseClient,
     Operation,
     StreamState,
-    event_timeout,
     first_byte_timeout,
     response_dict,
 )
@@ -363,12 +362,6 @@ class AsyncEventStream(StreamState):
             # Nothing was delivered yet: send the request again.
             await asyncio.sleep(delay)
             await self._start()
-
-    def _timeout_error(self) -> SageMakerRuntimeError:
-        config = self._client._limits
-        if self._delivered:
-            return event_timeout(config.event_timeout, self.request_id)
-        return first_byte_timeout(config.first_byte_timeout, self.request_id)
 
     def text(self) -> AsyncIterator[str]:
         return _lines.aiter_text(self.payloads())

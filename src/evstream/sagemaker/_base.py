@@ -21,6 +21,7 @@ from .errors import (
     EventTimeout,
     FirstByteTimeout,
     IncompleteStream,
+    SageMakerRuntimeError,
     ServiceError,
     StreamError,
     stream_exception,
@@ -324,6 +325,13 @@ class StreamState:
         event, so it raises botocore's ``NoInitialResponseError`` as boto3 does, without consuming the
         first event (boto3 reads and drops it)."""
         raise botocore.eventstream.NoInitialResponseError()
+
+    def _timeout_error(self) -> SageMakerRuntimeError:
+        """The error of a read that waited too long: for the first event, or for the next one."""
+        limits = self._client._limits
+        if self._delivered:
+            return event_timeout(limits.event_timeout, self.request_id)
+        return first_byte_timeout(limits.first_byte_timeout, self.request_id)
 
 
 def incomplete_frame(exc: TruncatedStream, request_id: str | None) -> IncompleteStream:
