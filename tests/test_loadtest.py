@@ -108,6 +108,19 @@ def test_merging_parts_gives_the_histogram_of_the_whole(exact_limit: int) -> Non
         assert merged.percentile(q) == whole.percentile(q)
 
 
+def test_recording_folds_in_small_pieces_and_loses_nothing() -> None:
+    """Values wait unfolded only in small batches: a fold runs on the recording event loop at once,
+    and a large one would be a stall in the measurement it is part of."""
+    histogram = Histogram(exact_limit=1000)
+    longest = 0
+    for value in range(100_000):
+        histogram.record(value * 37)
+        longest = max(longest, len(histogram._pending))
+    assert longest <= 512
+    assert histogram.count == 100_000 and histogram.maximum == 99_999 * 37
+    assert histogram.total == 37 * 99_999 * 100_000 // 2
+
+
 def test_histogram_travels_by_dict_and_pickle() -> None:
     histogram = Histogram(exact_limit=10)
     histogram.record_many(range(0, 10**6, 997))
