@@ -201,6 +201,24 @@ def test_every_template_makes_a_json_body_with_the_output_length(template: str) 
     assert workload.bedrock == (template in BEDROCK_FAMILIES)
 
 
+def test_kept_bodies_are_the_bodies_of_their_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evstream.loadtest import workload as workload_module
+
+    monkeypatch.setattr(workload_module, "_KEPT_BODIES", 50)
+    inputs, outputs = Distribution("uniform", 1, 40), Distribution("uniform", 1, 9)
+    kept = Workload("tgi", input_tokens=inputs, output_tokens=outputs, emulator={})
+    rng, fresh_rng = random.Random(5), random.Random(5)
+    for _ in range(2000):
+        body, max_tokens = kept.request(rng)
+        # A workload that keeps nothing yet makes the same body from the same draws.
+        assert (body, max_tokens) == Workload("tgi", input_tokens=inputs, output_tokens=outputs,
+                                              emulator={}).request(fresh_rng)  # fmt: skip
+        document = json.loads(body)
+        assert document["parameters"]["max_new_tokens"] == document["emulator"]["tokens"] == max_tokens
+        assert 1 <= len(document["inputs"].split()) <= 40
+        assert len(kept._bodies) <= 50
+
+
 def test_prompts_from_jsonl(tmp_path: pytest.TempPathFactory) -> None:
     path = tmp_path / "prompts.jsonl"  # type: ignore[operator]
     path.write_text('{"prompt": "hi", "max_tokens": 5}\n\n{"text": "there"}\n')

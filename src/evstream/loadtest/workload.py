@@ -114,10 +114,11 @@ _TEXT = _WORDS * 64  # a fixed word sequence long enough for prompts to start an
 
 
 def generated_prompt(input_tokens: int, rng: random.Random) -> str:
-    """About ``input_tokens`` tokens of text: a run of words from a random point of a fixed sequence
-    (cheap enough to make per request on the client's event loop)."""
-    n = max(1, input_tokens)
-    start = rng.randrange(len(_WORDS))
+    """About ``input_tokens`` tokens of text: a run of words from a random point of a fixed sequence."""
+    return _prompt_text(rng.randrange(len(_WORDS)), max(1, input_tokens))
+
+
+def _prompt_text(start: int, n: int) -> str:
     words = _TEXT[start : start + n]
     while len(words) < n:
         words += _TEXT[: n - len(words)]
@@ -147,6 +148,10 @@ def load_prompts(path: str, default_max_tokens: int) -> list[Prompt]:
     return prompts
 
 
+# Bodies a workload keeps (see Workload.request): a few MB at most for prompts of a few hundred tokens.
+_KEPT_BODIES = 4096
+
+
 @dataclasses.dataclass
 class Workload:
     """The request bodies of a run: a template, and prompts from a list or generated per request.
@@ -162,6 +167,9 @@ class Workload:
     emulator: Mapping[str, Any] | None = None
     count: str = "parse"
     stream_format: str = ""  # what the answers are in (see evstream.formats); default: the template's
+    _bodies: dict[tuple[int, ...], bytes] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -176,17 +184,32 @@ class Workload:
         return self.request(rng)[0]
 
     def request(self, rng: random.Random) -> tuple[bytes, int]:
-        """The next request body, and the output length it asks for."""
+        """The next request body, and the output length it asks for.
+
+        A body is a function of a few draws (which prompt, or where a generated one starts and how
+        long it is; the output length), so the bodies made are kept and made again only for new
+        draws: a request starts on the event loop that delivers the other streams' events, and the
+        JSON encoding of a cold body held it longer than the lookup."""
         if self.prompts:
-            prompt = self.prompts[rng.randrange(len(self.prompts))]
-            text, max_tokens = prompt.text, prompt.max_tokens
+            index = rng.randrange(len(self.prompts))
+            key: tuple[int, ...] = (index,)
+            max_tokens = self.prompts[index].max_tokens
         else:
-            text = generated_prompt(round(self.input_tokens.sample(rng)), rng)
+            n = max(1, round(self.input_tokens.sample(rng)))
+            start = rng.randrange(len(_WORDS))
             max_tokens = max(1, round(self.output_tokens.sample(rng)))
-        body = TEMPLATES[self.template](text, max_tokens)
-        if self.emulator is not None:
-            body["emulator"] = {**self.emulator, "tokens": max_tokens}
-        return json.dumps(body).encode(), max_tokens
+            key = (start, n, max_tokens)
+        body = self._bodies.get(key)
+        if body is None:
+            text = self.prompts[key[0]].text if self.prompts else _prompt_text(key[0], key[1])
+            document = TEMPLATES[self.template](text, max_tokens)
+            if self.emulator is not None:
+                document["emulator"] = {**self.emulator, "tokens": max_tokens}
+            body = json.dumps(document).encode()
+            if len(self._bodies) >= _KEPT_BODIES:
+                self._bodies.clear()
+            self._bodies[key] = body
+        return body, max_tokens
 
     def counter(self) -> TokenCounter:
         return TokenCounter(self.stream_format or STREAM_FORMATS[self.template], self.count)
