@@ -20,6 +20,7 @@ _LAZY_MODULES = [
     "evstream.sagemaker.bedrock",
     "evstream.sagemaker.http2",
     "evstream.sagemaker._http2_async",
+    "evstream.formats",
 ]
 
 

@@ -9,7 +9,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from urllib3.exceptions import (
@@ -23,14 +23,12 @@ from urllib3.exceptions import (
 )
 
 from .. import lines as _lines
-from ..formats import RecordStream, TokenStream
 from ._base import (
     EVENTSTREAM,
     SAGEMAKER,
     BaseClient,
     Operation,
     StreamState,
-    event_timeout,
     first_byte_timeout,
     response_dict,
 )
@@ -44,7 +42,10 @@ from .errors import (
     SageMakerRuntimeError,
     TLSFailed,
 )
-from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, is_malformed, malformed, may_retry
+from .reader import CHUNKED, LENGTH, UNTIL_CLOSE, BodyReader, malformed, may_retry
+
+if TYPE_CHECKING:
+    from ..formats import RecordStream, TokenStream
 
 __all__ = ["Client", "EventStream"]
 
@@ -240,9 +241,7 @@ class EventStream(StreamState):
                 if response.status != 200 or EVENTSTREAM not in response.headers.get("content-type", ""):
                     raise self._http_error(response)
             except SageMakerRuntimeError as exc:
-                delay = None
-                if not is_malformed(exc):  # a malformed answer is never sent again
-                    delay = self._client._retry_delay(self._attempts, exc, self._call)
+                delay = self._client._retry_delay(self._attempts, exc, self._call)
                 if delay is None:
                     raise
                 time.sleep(delay)
@@ -359,12 +358,6 @@ class EventStream(StreamState):
             # Nothing was delivered yet: send the request again.
             time.sleep(delay)
             self._start()
-
-    def _timeout_error(self) -> SageMakerRuntimeError:
-        config = self._client._limits
-        if self._delivered:
-            return event_timeout(config.event_timeout, self.request_id)
-        return first_byte_timeout(config.first_byte_timeout, self.request_id)
 
     def text(self) -> Iterator[str]:
         """The payloads decoded as UTF-8, characters split across parts reassembled."""

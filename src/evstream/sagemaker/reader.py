@@ -25,7 +25,6 @@ __all__ = [
     "LENGTH",
     "UNTIL_CLOSE",
     "BodyReader",
-    "is_malformed",
     "malformed",
     "may_retry",
 ]
@@ -346,13 +345,9 @@ def malformed(message: str, request_id: str | None = None) -> IncompleteStream:
     return error
 
 
-def is_malformed(error: BaseException) -> bool:
-    return isinstance(error, IncompleteStream) and error.malformed
-
-
 def may_retry(error: BaseException, delivered: bool) -> bool:
     """Whether a failure while reading a body allows another attempt: only before the first event is
-    delivered, only for errors that say a retry can help, never for a malformed answer."""
+    delivered, only for errors that say a retry can help (the retry policy refuses a malformed answer)."""
     if delivered or not isinstance(error, SageMakerRuntimeError):
         return False
-    return bool(error.retryable) and not is_malformed(error)
+    return bool(error.retryable)
