@@ -86,6 +86,19 @@ def test_a_turn_body_sets_its_generation(paced: tuple[Http2EndpointThread, str])
     assert paced[0].endpoint.exchanges[-1].error.startswith("tokens")
 
 
+def test_a_long_generation_streams_every_record(tls: tuple[ssl.SSLContext, str]) -> None:
+    behavior = Behavior(format="lmi", tokens=5000)  # past the remembered generations: made as sent
+    with Http2EndpointThread(ssl=tls[0], bidi=Bidi(mode="generate"), behavior=behavior) as server:
+        runtime = http2_client(**local(server, tls[1]))
+        with runtime.invoke_endpoint_with_bidirectional_stream(EndpointName="model") as stream:
+            stream.send(b"{}", data_type="UTF8", completion_state="COMPLETE")
+            stream.close_input()
+            parts = [event["PayloadPart"] for event in stream]
+    assert [p["Bytes"] for p in parts] == list(generate_records(behavior))
+    # One answer: every part PARTIAL but the last.
+    assert [p["CompletionState"] for p in parts] == ["PARTIAL"] * 4999 + ["COMPLETE"]
+
+
 def test_jittered_gaps_follow_their_distribution(tls: tuple[ssl.SSLContext, str]) -> None:
     behavior = Behavior(tokens=40, ttft="normal:30ms,5ms", itl="uniform:1ms,9ms", stamp=True, seed=7)
     with Http2EndpointThread(ssl=tls[0], bidi=Bidi(mode="generate"), behavior=behavior) as server:

@@ -21,13 +21,13 @@ import binascii
 import dataclasses
 import json
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from .. import encode
 from ..sagemaker.event_signing import EventSignatureError
 from .events import bedrock_chunk, exception_frame
-from .latency import Pacing, clock_ns, paced_parts, stamp_record
+from .latency import Pacing, clock_ns, stamp_record, streamed_parts
 from .workloads import Behavior
 
 __all__ = [
@@ -205,11 +205,11 @@ class Model:
             await self.channel.send(input_error(str(exc), self.bedrock), end=True)
             self.reset = True  # the stream has ended
             return True
-        parts = paced_parts(dataclasses.replace(generation, straddle=False))
+        parts = streamed_parts(dataclasses.replace(generation, straddle=False))
         return await self._send_turn(parts, "UTF8", "COMPLETE", generation)
 
     async def _send_turn(
-        self, pieces: Sequence[bytes], data_type: str, state: str, generation: Behavior | None = None
+        self, pieces: Iterable[bytes], data_type: str, state: str, generation: Behavior | None = None
     ) -> bool:
         """Send one answer, each piece when the profile has it due (the last one with ``state``, the
         others PARTIAL); a ``generation`` stamps its records. True when a fault ended the stream."""
@@ -218,8 +218,11 @@ class Model:
         stamp = generation is not None and generation.stamp
         loop = asyncio.get_running_loop()
         start, start_ns = loop.time(), clock_ns()  # the turn's input has ended
-        last = len(pieces) - 1
-        for n, piece in enumerate(pieces):
+        remaining = iter(pieces)
+        piece = next(remaining, None)
+        n = 0
+        while piece is not None:
+            after = next(remaining, None)  # one ahead: the last piece carries the turn's state
             due_ns = 0
             if pacing is not None:
                 offset = pacing.next_due(n)
@@ -227,8 +230,9 @@ class Model:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 due_ns = start_ns + round(offset * 1e9)
-            if await self._answer(piece, data_type, state if n == last else "PARTIAL", stamp, due_ns):
+            if await self._answer(piece, data_type, state if after is None else "PARTIAL", stamp, due_ns):
                 return True
+            piece, n = after, n + 1
         return False
 
     async def _answer(

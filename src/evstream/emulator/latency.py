@@ -29,7 +29,7 @@ import random
 import re
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "paced_parts",
     "parse_duration",
     "stamp_record",
+    "streamed_parts",
 ]
 
 KINDS = ("constant", "normal", "lognormal", "uniform")
@@ -240,6 +241,16 @@ def paced_parts(behavior: Any) -> Sequence[bytes]:
         from .workloads import split_parts
 
         return list(split_parts(behavior))
+    return _parts(behavior.format, behavior.tokens, behavior.seed, behavior.straddle)
+
+
+def streamed_parts(behavior: Any) -> Iterable[bytes]:
+    """``split_parts(behavior)`` as they are sent: the remembered parts for up to 4,096 tokens, else
+    made one by one (a generation of a million tokens is never held whole)."""
+    if behavior.tokens > _CACHED_TOKENS:
+        from .workloads import split_parts
+
+        return split_parts(behavior)
     return _parts(behavior.format, behavior.tokens, behavior.seed, behavior.straddle)
 
 
