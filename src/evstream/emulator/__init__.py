@@ -18,7 +18,8 @@ The package, by concern: ``http1`` (request parsing, limits, timeouts, response 
 (routing and handlers), ``http2`` (the HTTP/2 listener), ``listener`` (what both listeners share),
 ``workloads`` (tokens, container formats, parts), ``latency`` (pacing), ``events`` (the frames),
 ``faults``, ``sigv4`` (signature checks, the endpoint's keys), ``proxy`` (an upstream container),
-``recording`` (bounded request log and retry bookkeeping), ``process`` (child process and thread runners).
+``recording`` (bounded request log and retry bookkeeping), ``process`` (child process and thread runners,
+the start-up lines of ``serve``), ``loops`` (the event loop: uvloop when installed).
 
 With keys (``credentials``, or ``serve`` with its keys in the environment) it is safe to expose: see
 :class:`Emulator` and :class:`Limits`.
