@@ -276,3 +276,36 @@ def test_may_retry() -> None:
     assert body_reader.may_retry(cut, delivered=False)  # a dropped connection: a retry may mend it
     assert not body_reader.may_retry(cut, delivered=True)
     assert not body_reader.may_retry(ValueError("x"), delivered=False)
+
+
+@pytest.mark.parametrize("boto_shape", [False, True])
+@pytest.mark.parametrize("framing", [CHUNKED, LENGTH, UNTIL_CLOSE])
+def test_views_of_a_reused_buffer(make: Any, framing: str, boto_shape: bool) -> None:
+    # The sync transport reads each time into the same buffer and feeds a view of it: every event, and
+    # every byte the reader keeps between reads (a frame or a chunk-size line split across reads), must
+    # be a copy, never a view that the next read overwrites.
+    rng = random.Random(7)
+    tokens = texts(60)
+    frames = [token_frame(token) for token in tokens]
+    frames.insert(
+        30, raw_frame(string_header(":event-type", "Unknown") + string_header(":message-type", "event"))
+    )
+    body = chunked(*frames) if framing == CHUNKED else b"".join(frames)
+    reader = make(framing, length=len(body), boto_shape=boto_shape)
+    buffer = bytearray(64)
+    events: list[Any] = []
+    pos = 0
+    while pos < len(body):
+        piece = body[pos : pos + rng.choice((1, 3, 17, 64))]
+        pos += len(piece)
+        buffer[: len(piece)] = piece
+        view = memoryview(buffer)[: len(piece)]
+        events += reader.feed(view)
+        while reader.pending:
+            events += reader.feed(b"")
+        buffer[:] = b"\xff" * len(buffer)  # the next read lands here
+    if framing != LENGTH:
+        reader.eof()
+    payloads = [event["PayloadPart"]["Bytes"] for event in events] if boto_shape else events
+    assert payloads == tokens
+    assert all(type(payload) is bytes for payload in payloads)

@@ -72,7 +72,18 @@ class _Body:
     one blocking ``recv`` per read, its timeout in the kernel (SO_RCVTIMEO), no poll() before it, no
     buffered file or chunk parser in between."""
 
-    __slots__ = ("_native", "_saved_timeout", "_sock", "armed", "early", "framing", "length", "response")
+    __slots__ = (
+        "_native",
+        "_saved_timeout",
+        "_sock",
+        "armed",
+        "buffer",
+        "early",
+        "framing",
+        "length",
+        "response",
+        "view",
+    )
 
     def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
         self.response = response
@@ -84,13 +95,18 @@ class _Body:
         else:
             self.framing, self.length = UNTIL_CLOSE, 0
         self.early = b""
+        # Each read lands in the same buffer: no 64 KiB allocation (and shrink) per read. The reader
+        # copies what it keeps, and each event's payload is a bytes object of its own.
+        self.buffer = bytearray(_READ)
+        self.view = memoryview(self.buffer)
         self._sock: Any = None
         self.armed = -1.0
         self._native = False
         self._saved_timeout: float | None = None
 
-    def start(self, timeout: float) -> Callable[[int], bytes]:
-        """The socket's ``recv``, armed with ``timeout``; ``early``: body bytes already read with the head."""
+    def start(self, timeout: float) -> Callable[[bytearray], int]:
+        """The socket's ``recv_into``, armed with ``timeout``; ``early``: body bytes already read with the
+        head."""
         original = self.response._original_response  # type: ignore[attr-defined]
         fp = original.fp
         if fp is None:
@@ -108,7 +124,7 @@ class _Body:
         self._native = _NATIVE_TIMEOUT and isinstance(sock, socket.socket)
         sock.settimeout(None if self._native else timeout)
         self.arm(timeout)
-        return sock.recv  # type: ignore[no-any-return]
+        return sock.recv_into  # type: ignore[no-any-return]
 
     def arm(self, seconds: float) -> None:
         """The most the next read waits."""
@@ -294,21 +310,23 @@ class EventStream(StreamState):
             deadline = monotonic() + config.first_byte_timeout  # for the first event
             try:
                 try:
-                    recv = body.start(config.first_byte_timeout)
-                    data = body.early
+                    recv_into = body.start(config.first_byte_timeout)
+                    buffer, view = body.buffer, body.view
+                    data: bytes | memoryview = body.early
                     while True:
                         if not data:
                             try:
-                                data = recv(_READ)
+                                size = recv_into(buffer)
                             except _TIMEOUTS:
                                 left = deadline - monotonic()
                                 if left > _EARLY:  # woken early (EINTR, a coarse timer): wait out the rest
                                     body.arm(left)
                                     continue
                                 raise self._timeout_error() from None
-                            if not data:
+                            if not size:
                                 reader.eof()
                                 break
+                            data = view[:size]
                         events = feed(data)
                         data = b""
                         delivered = bool(events)

@@ -139,8 +139,9 @@ class BodyReader:
 
     # -- input ------------------------------------------------------------------------------------
 
-    def feed(self, data: bytes) -> list[Any]:
-        """The data events ``data`` completes (payload bytes, or boto3's event dicts)."""
+    def feed(self, data: bytes | memoryview) -> list[Any]:
+        """The data events ``data`` completes (payload bytes, or boto3's event dicts). ``data`` may be a
+        view of a buffer the caller reads into again: what the reader keeps of it, it copies."""
         if self._at_boundary:
             # Whole chunks of data events in one call to the codec: how tokens arrive.
             events: list[Any] = []
@@ -149,8 +150,8 @@ class BodyReader:
                 if events:
                     self.delivered = True
                 return events
-            return self._feed(data, pos, events, fast=False)  # it was just tried at pos
-        return self._feed(data, 0, [], fast=True)
+            return self._feed(bytes(data), pos, events, fast=False)  # it was just tried at pos
+        return self._feed(bytes(data), 0, [], fast=True)
 
     def _feed(self, data: bytes, pos: int, events: list[Any], fast: bool) -> list[Any]:
         """The general path; ``fast``: try the codec's fast path at ``pos`` first."""
