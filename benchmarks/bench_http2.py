@@ -34,6 +34,7 @@ import pytest
 pytest.importorskip("awscrt", reason="the client needs the client extra")
 pytest.importorskip("h2", reason="the endpoint's HTTP/2 needs the http2 extra")
 pytest.importorskip("trustme", reason="the endpoint's TLS needs the http2 extra")
+from evstream.emulator.process import read_listening
 
 TINY = os.environ.get("EVSTREAM_BENCH_MODE", "full") == "tiny"
 ROUND_TRIPS = 50 if TINY else 500
@@ -55,10 +56,8 @@ def served() -> Iterator[tuple[str, str]]:
     )
     assert process.stdout is not None
     try:
-        lines = [process.stdout.readline() for _ in range(3)]
-        url = next(line.split()[-1] for line in lines if "HTTP/2 endpoint listening on https" in line)
-        ca_file = next(line.split()[-1] for line in lines if "CA certificate" in line)
-        yield url, ca_file
+        listening = read_listening(process.stdout, http2=True)
+        yield listening.http2_url, listening.ca_file
     finally:
         process.terminate()
         process.wait(10)
