@@ -205,9 +205,10 @@ def floor_sync(clients: Clients, workload: Workload) -> Callable[[], bytes]:
 
 def trickle_plan(mode_name: str) -> list[tuple[Workload, str]]:
     """What the suite ``trickle`` runs in each bench mode: (workload, loop) pairs, "sync" for the sync
-    client. The sync set runs first, in a process as small as a sync program's: after the 1,000-stream
-    sets, the heap they leave behind made every touch of memory after a sleep dearer, and the sync
-    client (which touches more than its floor) measured 1.6x its floor instead of 1.1-1.3x."""
+    client. The sync set runs first, in a process as small as a sync program's: run after the
+    1,000-stream sets, the sync client measured 1.6x its floor instead of 1.1-1.3x (the floor hardly
+    moved), most likely because the larger heap those sets leave makes each memory touch after a sleep
+    dearer, and the client touches more memory per event than its floor."""
     if mode_name == "tiny":
         return [(TINY_SYNC_WORKLOAD, "sync"), (TINY_ASYNC_WORKLOAD, "asyncio")]
     workloads = ASYNC_WORKLOADS if mode_name == "full" else ASYNC_WORKLOADS[:1]
