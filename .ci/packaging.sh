@@ -41,8 +41,8 @@ extract() { mkdir -p "$1" && tar -xzf "$SDIST" -C "$1" --strip-components=1; }
 # the clients end to end. The whole suite runs once more from the source tree after these checks.
 PACKAGE_TESTS=(
     tests/test_decoder.py tests/test_encoder.py tests/test_vectors.py tests/test_crc32.py tests/test_wire.py
-    tests/test_public_api.py tests/test_packaging.py tests/test_botocore_dropin.py tests/test_client.py
-    tests/test_client_async.py tests/test_lines.py
+    tests/test_public_api.py tests/test_packaging.py tests/test_botocore_dropin.py
+    tests/test_botocore_dropin_install.py tests/test_client.py tests/test_client_async.py tests/test_lines.py
 )
 # tests VENV DIR [VAR=value...]: PACKAGE_TESTS from the sdist's tests/, against the installed package.
 tests() {
