@@ -69,7 +69,7 @@ def _check_head(response: urllib3.BaseHTTPResponse) -> None:
 
 class _Body:
     """The socket under a urllib3 response whose head has been read, for reading the body directly:
-    one blocking ``recv`` per read, its timeout in the kernel (SO_RCVTIMEO), no poll() before it, no
+    one blocking ``recv_into`` per read, its timeout in the kernel (SO_RCVTIMEO), no poll() before it, no
     buffered file or chunk parser in between."""
 
     __slots__ = (
@@ -82,7 +82,6 @@ class _Body:
         "framing",
         "length",
         "response",
-        "view",
     )
 
     def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
@@ -97,14 +96,13 @@ class _Body:
         self.early = b""
         # Each read lands in the same buffer: no 64 KiB allocation (and shrink) per read. The reader
         # copies what it keeps, and each event's payload is a bytes object of its own.
-        self.buffer = bytearray(_READ)
-        self.view = memoryview(self.buffer)
+        self.buffer = memoryview(bytearray(_READ))
         self._sock: Any = None
         self.armed = -1.0
         self._native = False
         self._saved_timeout: float | None = None
 
-    def start(self, timeout: float) -> Callable[[bytearray], int]:
+    def start(self, timeout: float) -> Callable[[memoryview], int]:
         """The socket's ``recv_into``, armed with ``timeout``; ``early``: body bytes already read with the
         head."""
         original = self.response._original_response  # type: ignore[attr-defined]
@@ -311,7 +309,7 @@ class EventStream(StreamState):
             try:
                 try:
                     recv_into = body.start(config.first_byte_timeout)
-                    buffer, view = body.buffer, body.view
+                    buffer = body.buffer
                     data: bytes | memoryview = body.early
                     while True:
                         if not data:
@@ -326,7 +324,7 @@ class EventStream(StreamState):
                             if not size:
                                 reader.eof()
                                 break
-                            data = view[:size]
+                            data = buffer[:size]
                         events = feed(data)
                         data = b""
                         delivered = bool(events)
