@@ -114,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
     from .emulator import Behavior, Emulator
     from .emulator.loops import resolve_loop
     from .emulator.loops import run as run_loop
+    from .emulator.process import ENDPOINT_LINE
     from .emulator.sigv4 import load_credentials
 
     try:
@@ -149,7 +150,7 @@ def serve(args: argparse.Namespace) -> int:
             await emulator.start()
         except OSError as exc:
             raise CommandError(f"cannot listen on {args.host}:{args.port}: {os_error(exc)}") from None
-        print(f"evstream endpoint listening on {emulator.url}", flush=True)
+        print(f"{ENDPOINT_LINE}{emulator.url}", flush=True)
         http2 = await start_http2(args, credentials, stack, behavior)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -205,6 +206,7 @@ async def start_http2(
     import tempfile
 
     from .emulator.http2 import Bidi, start_listeners
+    from .emulator.process import CA_LINE, HTTP2_LINE
 
     directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="evstream-http2-"))
     try:
@@ -222,9 +224,9 @@ async def start_http2(
     except OSError as exc:
         raise CommandError(f"cannot listen for HTTP/2 on {args.host}: {os_error(exc)}") from None
     for listener in listeners:
-        print(f"evstream HTTP/2 endpoint listening on {listener.url}", flush=True)
+        print(f"{HTTP2_LINE}{listener.url}", flush=True)
     if ca_file is not None:
-        print(f"evstream HTTP/2 CA certificate: {ca_file}", flush=True)
+        print(f"{CA_LINE}{ca_file}", flush=True)
     return listeners
 
 

@@ -14,7 +14,16 @@ from typing import IO, Any, Protocol, TypeVar
 from .loops import new_event_loop
 from .server import Emulator
 
-__all__ = ["EmulatorProcess", "EmulatorThread", "Listening", "ServerThread", "read_listening"]
+__all__ = [
+    "CA_LINE",
+    "ENDPOINT_LINE",
+    "HTTP2_LINE",
+    "EmulatorProcess",
+    "EmulatorThread",
+    "Listening",
+    "ServerThread",
+    "read_listening",
+]
 
 _T = TypeVar("_T", bound="ServerThread")
 
@@ -29,9 +38,10 @@ class Listening:
     ca_file: str = ""  # the CA that signed the HTTP/2 listener's certificate
 
 
-_ENDPOINT = "evstream endpoint listening on "
-_HTTP2 = "evstream HTTP/2 endpoint listening on "
-_CA = "evstream HTTP/2 CA certificate: "
+# The start-up lines serve prints (each followed by a URL or a path), and read_listening reads.
+ENDPOINT_LINE = "evstream endpoint listening on "
+HTTP2_LINE = "evstream HTTP/2 endpoint listening on "
+CA_LINE = "evstream HTTP/2 CA certificate: "
 
 
 def read_listening(stdout: IO[str], *, http2: bool = False, cleartext: bool = False) -> Listening:
@@ -43,14 +53,14 @@ def read_listening(stdout: IO[str], *, http2: bool = False, cleartext: bool = Fa
     for _ in range(1 + 2 * http2 + cleartext):
         line = stdout.readline()
         value = line.rstrip("\n").rsplit(" ", 1)[-1]
-        if line.startswith(_ENDPOINT):
+        if line.startswith(ENDPOINT_LINE):
             found.url = value
-        elif line.startswith(_HTTP2 + "https://"):
+        elif line.startswith(HTTP2_LINE + "https://"):
             found.http2_url = value
-        elif line.startswith(_HTTP2 + "http://"):
+        elif line.startswith(HTTP2_LINE + "http://"):
             found.http2_cleartext_url = value
-        elif line.startswith(_CA):
-            found.ca_file = line[len(_CA) :].rstrip("\n")
+        elif line.startswith(CA_LINE):
+            found.ca_file = line[len(CA_LINE) :].rstrip("\n")
         else:
             raise RuntimeError(f"the endpoint did not start: {line!r}")
     expected = {"url": True, "http2_url": http2, "ca_file": http2, "http2_cleartext_url": cleartext}
