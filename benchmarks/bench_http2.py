@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ import pytest
 pytest.importorskip("awscrt", reason="the client needs the client extra")
 pytest.importorskip("h2", reason="the endpoint's HTTP/2 needs the http2 extra")
 pytest.importorskip("trustme", reason="the endpoint's TLS needs the http2 extra")
-from evstream.emulator.process import read_listening
+from evstream.emulator import EmulatorProcess
 
 TINY = os.environ.get("EVSTREAM_BENCH_MODE", "full") == "tiny"
 ROUND_TRIPS = 50 if TINY else 500
@@ -49,18 +48,9 @@ Run = Callable[[int, bool], list[bytes]]  # (messages, ping-pong?) -> the echoes
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, str]]:
-    env = {**os.environ, "EVSTREAM_ENDPOINT_SECRET_ACCESS_KEY": SECRET_KEY}
-    command = [sys.executable, "-m", "evstream", "serve", "--port", "0", "--http2-port", "0"]
-    process = subprocess.Popen(
-        [*command, "--access-key", ACCESS_KEY], stdout=subprocess.PIPE, env=env, text=True
-    )
-    assert process.stdout is not None
-    try:
-        listening = read_listening(process.stdout, http2=True)
-        yield listening.http2_url, listening.ca_file
-    finally:
-        process.terminate()
-        process.wait(10)
+    env = {"EVSTREAM_ENDPOINT_SECRET_ACCESS_KEY": SECRET_KEY}
+    with EmulatorProcess("--http2-port", "0", "--access-key", ACCESS_KEY, env=env) as endpoint:
+        yield endpoint.listening.http2_url, endpoint.listening.ca_file
 
 
 def messages(count: int) -> list[bytes]:
