@@ -113,12 +113,8 @@ class Prompt:
 _TEXT = _WORDS * 64  # a fixed word sequence long enough for prompts to start anywhere in it
 
 
-def generated_prompt(input_tokens: int, rng: random.Random) -> str:
-    """About ``input_tokens`` tokens of text: a run of words from a random point of a fixed sequence."""
-    return _prompt_text(rng.randrange(len(_WORDS)), max(1, input_tokens))
-
-
 def _prompt_text(start: int, n: int) -> str:
+    """A generated prompt of about ``n`` tokens: ``n`` words of the fixed sequence from word ``start``."""
     words = _TEXT[start : start + n]
     while len(words) < n:
         words += _TEXT[: n - len(words)]
