@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from .. import encode
 from ..sagemaker.event_signing import EventSignatureError
 from .events import bedrock_chunk, exception_frame
-from .latency import Pacing, clock_ns, stamp_record, streamed_parts
+from .latency import Pacing, clock_ns, sleep_until, stamp_record, streamed_parts
 from .workloads import Behavior
 
 __all__ = [
@@ -216,8 +216,7 @@ class Model:
         profile = generation or self.profile
         pacing = Pacing.of(profile.ttft, profile.itl, profile.rate, profile.seed)
         stamp = generation is not None and generation.stamp
-        loop = asyncio.get_running_loop()
-        start, start_ns = loop.time(), clock_ns()  # the turn's input has ended
+        start_ns = clock_ns()  # the turn's input has ended
         remaining = iter(pieces)
         piece = next(remaining, None)
         n = 0
@@ -225,11 +224,8 @@ class Model:
             after = next(remaining, None)  # one ahead: the last piece carries the turn's state
             due_ns = 0
             if pacing is not None:
-                offset = pacing.next_due(n)
-                wait = start + offset - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                due_ns = start_ns + round(offset * 1e9)
+                due_ns = start_ns + round(pacing.next_due(n) * 1e9)
+                await sleep_until(due_ns)
             if await self._answer(piece, data_type, state if after is None else "PARTIAL", stamp, due_ns):
                 return True
             piece, n = after, n + 1

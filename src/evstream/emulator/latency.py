@@ -45,6 +45,7 @@ __all__ = [
     "pace",
     "paced_parts",
     "parse_duration",
+    "sleep_until",
     "stamp_record",
     "streamed_parts",
 ]
@@ -58,6 +59,19 @@ _DUE_KEY = DUE_FIELD.encode()
 # perf_counter is CLOCK_MONOTONIC on Linux, mach_absolute_time on macOS and QueryPerformanceCounter on
 # Windows: one clock for all processes of a machine, so stamps compare across the client and the server.
 clock_ns: Callable[[], int] = time.perf_counter_ns
+_clock_s: Callable[[], float] = time.perf_counter  # the same clock, in seconds: every due time here
+_TICK = 0.001  # how often a paced sender wakes at most
+
+
+async def sleep_until(due_ns: int) -> None:
+    """Sleep until :func:`clock_ns` reaches ``due_ns``: never less (uvloop's timers fire up to a
+    millisecond early, its time being millisecond-coarse), at most about a millisecond more."""
+    wait = (due_ns - clock_ns()) / 1e9
+    while wait > 0:
+        await asyncio.sleep(wait)
+        left = (due_ns - clock_ns()) / 1e9
+        wait = max(left, _TICK) if left > 0 else 0.0  # woken early: sleep again, rather than spin
+
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
 _NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ns|us|µs|ms|s)?\s*$")
@@ -293,8 +307,8 @@ class _PacedStream:
         self.pacing = pacing
         self.event = event
         self.stamp = stamp
-        self.start = loop.time()
         self.start_ns = clock_ns()
+        self.start = self.start_ns / 1e9  # seconds of clock_ns's clock, as every due time here
         self.offset = pacing.next_due(0)  # seconds after the start
         self.due = self.start + self.offset
         self.sent = 0
@@ -332,13 +346,13 @@ class _Ticker:
     """One timer per event loop sends the due records of every paced stream: a stream costs a heap
     entry between its tokens, not a sleeping task and a timer of its own.
 
-    The timer fires at most once a tick and sends every record due within half a tick of then, so a
-    record goes out within about half a tick of its due time (the loops' timers are ~1 ms coarse
-    anyway) and the sends of a tick go out together: each wake-up, here and in the client reading
-    them, then serves many streams rather than one.
+    The timer fires at most once a tick and sends every record due by then, so a record goes out at
+    its due time or within about a tick after it, never before, and the sends of a tick go out
+    together: each wake-up, here and in the client reading them, then serves many streams rather than
+    one. Due times are read on :func:`clock_ns`'s clock, not the loop's: uvloop keeps a millisecond-
+    coarse time and its timers fire up to a millisecond early, which would send records early.
     """
 
-    _TICK = 0.001
     _BATCH = 512
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -356,24 +370,23 @@ class _Ticker:
     def _arm(self) -> None:
         if not self.heap:
             return
-        when = max(self.heap[0][0] - self._TICK / 2, self.next_tick)
+        when = max(self.heap[0][0], self.next_tick)
         if self.timer is not None:
             if self.armed <= when:
                 return
             self.timer.cancel()
         self.armed = when  # uvloop's timer handles have no when()
-        self.timer = self.loop.call_at(when, self._fire)
+        self.timer = self.loop.call_later(max(0.0, when - _clock_s()), self._fire)
 
     def _fire(self) -> None:
         # Each due stream sends once per pass, at most _BATCH of them: a loop that has fallen behind
         # still reads requests and accepts connections between passes instead of catching up first.
         self.timer = None
         heap = self.heap
-        now = self.loop.time()
-        self.next_tick = now + self._TICK
-        horizon = now + self._TICK / 2
+        now = _clock_s()
+        self.next_tick = now + _TICK
         due: list[_PacedStream] = []
-        while heap and heap[0][0] <= horizon and len(due) < self._BATCH:
+        while heap and heap[0][0] <= now and len(due) < self._BATCH:
             due.append(heapq.heappop(heap)[2])
         push, order = heapq.heappush, self.order
         for stream in due:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from .events import bedrock_chunk, payload_part
 from .faults import STREAM_FAULTS, pre_stream_fault, stream_fault
 from .http1 import ChunkedSender, HTTPError, Limits, read_request, response_head, write_error, write_simple
-from .latency import Pacing, pace, paced_parts, stamp_record
+from .latency import Pacing, clock_ns, pace, paced_parts, sleep_until, stamp_record
 from .listener import Listener
 from .proxy import Upstream
 from .recording import AttemptCounter, RecordedRequest, RequestLog
@@ -191,12 +191,10 @@ class Emulator(Listener):
         writer.write(response_head(200, headers))
         sender = ChunkedSender(writer)
         interval = 1.0 / behavior.rate if behavior.rate else 0.0
-        start = time.monotonic()
+        start_ns = clock_ns()
         for n, record in enumerate(generate_records(behavior)):
             if interval:
-                delay = start + n * interval - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await sleep_until(start_ns + round(n * interval * 1e9))
             await sender.frame(record)
         await sender.end()
 
@@ -234,7 +232,7 @@ class Emulator(Listener):
             whole, sent = await pace(writer, paced_parts(behavior), pacing, event, behavior.stamp)
             request.events += sent
             return whole
-        start = time.monotonic()
+        start_ns = clock_ns()
         for n, part in enumerate(split_parts(behavior) if pacing is None else paced_parts(behavior)):
             if in_stream_fault and n == behavior.after:
                 outcome = await stream_fault(sender, behavior, bedrock)
@@ -242,9 +240,7 @@ class Emulator(Listener):
                     return outcome == "ended"
             if pacing is not None:
                 await sender.flush()
-                delay = start + pacing.next_due(n) - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await sleep_until(start_ns + round(pacing.next_due(n) * 1e9))
             await sender.frame(event(stamp_record(part) if behavior.stamp else part))
             request.events += 1
             if n % 256 == 255:  # let other streams run when the socket never pushes back
