@@ -381,9 +381,14 @@ class _Ticker:
     def _fire(self) -> None:
         # Each due stream sends once per pass, at most _BATCH of them: a loop that has fallen behind
         # still reads requests and accepts connections between passes instead of catching up first.
+        now = _clock_s()
+        if now < self.armed:
+            # Woken early, as uvloop's millisecond timers can be: wait out the rest, rounded up to
+            # the millisecond so that uvloop does not wake again at once.
+            self.timer = self.loop.call_later(math.ceil((self.armed - now) * 1e3) / 1e3, self._fire)
+            return
         self.timer = None
         heap = self.heap
-        now = _clock_s()
         self.next_tick = now + _TICK
         due: list[_PacedStream] = []
         while heap and heap[0][0] <= now and len(due) < self._BATCH:
